@@ -1,0 +1,77 @@
+# tfserving: TensorFlow Serving on Kubernetes with one `pulumi up`.
+#   make dev                  minikube + local state + pulumi up + smoke test (the laptop path)
+#   make test                 lint, type check, all tests (what CI runs)
+#   make preview|up|destroy|render|smoke STACK=dev|eks
+
+STACK ?= dev
+PYTHON ?= python3
+VENV := venv
+BIN := $(VENV)/bin
+OUT ?= build/$(STACK)
+MINIKUBE_PROFILE ?= minikube
+# Local file backend inside the repo: no Pulumi account needed. The passphrase only protects
+# secrets in this local dev state; it is documented in the README and is not a real secret.
+export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
+export PULUMI_CONFIG_PASSPHRASE ?= tfserving-dev-only
+export PULUMI_SKIP_UPDATE_CHECK := true
+
+.PHONY: help dev test lint typecheck pytest render preview up destroy smoke stack tools minikube clean
+
+help:
+	@sed -n 's/^#   //p' Makefile
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+test: lint typecheck pytest
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy .
+
+pytest: $(BIN)/.installed
+	$(BIN)/pytest
+
+render: $(BIN)/.installed
+	$(BIN)/python scripts/render.py --stack $(STACK) --out $(OUT)
+
+# --- real deployments: need the pulumi CLI (and minikube/kubectl or AWS credentials) --------
+
+tools:
+	@command -v pulumi >/dev/null || { echo "pulumi CLI not found: install it from https://www.pulumi.com/docs/install/"; exit 1; }
+	@command -v kubectl >/dev/null || { echo "kubectl not found: install it from https://kubernetes.io/docs/tasks/tools/"; exit 1; }
+	@if [ "$(STACK)" = "dev" ]; then command -v minikube >/dev/null || { echo "minikube not found: install it from https://minikube.sigs.k8s.io/docs/start/"; exit 1; }; fi
+	@if [ "$(STACK)" = "eks" ]; then command -v aws >/dev/null || { echo "AWS CLI not found (kubeconfig uses 'aws eks get-token'): install AWS CLI v2"; exit 1; }; fi
+
+minikube: tools
+	@minikube -p $(MINIKUBE_PROFILE) status >/dev/null 2>&1 || minikube -p $(MINIKUBE_PROFILE) start --cpus=2 --memory=4096
+	minikube -p $(MINIKUBE_PROFILE) addons enable metrics-server
+
+stack: tools $(BIN)/.installed
+	@mkdir -p .pulumi-state
+	pulumi stack select $(STACK) 2>/dev/null || pulumi stack init $(STACK)
+
+preview: stack
+	pulumi preview --stack $(STACK) --diff
+
+up: stack
+	pulumi up --stack $(STACK) --yes
+
+destroy: stack
+	pulumi destroy --stack $(STACK) --yes
+
+smoke: $(BIN)/.installed
+	$(BIN)/python scripts/smoke.py --stack $(STACK)
+
+dev: STACK = dev
+dev: minikube
+	$(MAKE) up STACK=dev
+	$(MAKE) smoke STACK=dev
+
+clean:
+	rm -rf build .mypy_cache .ruff_cache

@@ -1,0 +1,320 @@
+"""TensorFlow Serving on Kubernetes: namespace, config, model files, Deployment, Services, HPA."""
+
+import base64
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import workload
+from components.settings import (
+    AutoscalingSettings,
+    ModelSettings,
+    ModelSource,
+    ServerSettings,
+    ServiceSettings,
+    ServiceType,
+)
+
+COMPONENT = "model-server"
+GRPC_PORT = 8500
+REST_PORT = 8501
+MODELS_ROOT = "/models"  # the image's default MODEL_BASE_PATH
+CONFIG_DIR = "/etc/tfserving"
+METRICS_PATH = "/monitoring/prometheus/metrics"
+MONITORING_CONFIG = f'prometheus_config {{ enable: true, path: "{METRICS_PATH}" }}\n'
+# Server-side connection ageing makes round-robin clients re-resolve DNS and find new replicas.
+GRPC_MAX_CONNECTION_AGE_MS = 30_000
+GRPC_MAX_CONNECTION_AGE_GRACE_MS = 10_000
+
+
+@dataclass(frozen=True)
+class ModelServerArgs:
+    namespace: str
+    model: ModelSettings
+    server: ServerSettings
+    service: ServiceSettings
+    autoscaling: AutoscalingSettings
+    # The image to run; a model image (source `image`) replaces the stock server image.
+    image: pulumi.Input[str] | None = None
+    service_annotations: Mapping[str, str] = field(default_factory=dict)
+    # Every object waits for these (e.g. EKS node groups), so destroy removes objects first.
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+def server_args(model: ModelSettings, server: ServerSettings) -> list[str]:
+    """Flags appended to the image's entrypoint (which already sets ports, name and base path)."""
+    # TF Serving sizes its pools from the node's cores, not the pod's limit: pin them to the limit.
+    cores = max(1, math.ceil(server.resources.cpu_limit_cores))
+    flags = [
+        f"--tensorflow_intra_op_parallelism={cores}",
+        f"--tensorflow_inter_op_parallelism={cores}",
+        f"--rest_api_num_threads={4 * cores}",
+        f"--grpc_max_threads={4 * cores}",
+        "--grpc_channel_arguments="
+        f"grpc.max_connection_age_ms={GRPC_MAX_CONNECTION_AGE_MS},"
+        f"grpc.max_connection_age_grace_ms={GRPC_MAX_CONNECTION_AGE_GRACE_MS}",
+        f"--monitoring_config_file={CONFIG_DIR}/monitoring.config",
+    ]
+    if model.source is not ModelSource.GCS:
+        # Files in a ConfigMap or image never change under a running pod: load once, stop polling.
+        flags.append("--file_system_poll_wait_seconds=0")
+    return flags
+
+
+def model_base_path(model: ModelSettings) -> str:
+    if model.source is ModelSource.GCS:
+        assert model.uri is not None
+        return model.uri.rsplit("/", 1)[0]
+    return MODELS_ROOT
+
+
+class ModelServer(pulumi.ComponentResource):
+    """TF Serving for one model, exposed on gRPC 8500 and REST 8501, autoscaled on CPU."""
+
+    namespace: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    grpc_service_name: pulumi.Output[str]
+    deployment_name: pulumi.Output[str]
+    hpa_name: pulumi.Output[str]
+    grpc_address: pulumi.Output[str]
+    service: k8s.core.v1.Service
+
+    def __init__(
+        self, name: str, args: ModelServerArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("tfserving:index:ModelServer", name, None, opts)
+        self._args = args
+        self._child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        version = args.server.tag
+        self._labels = workload.labels(name, COMPONENT, version)
+        self._selector = workload.selector_labels(name, COMPONENT)
+
+        ns = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels=self._labels),
+            opts=self._child,
+        )
+        self.namespace = workload.name_of(ns)
+        env = self._configmap(
+            f"{name}-env",
+            data={"MODEL_NAME": args.model.name, "MODEL_BASE_PATH": model_base_path(args.model)},
+        )
+        monitoring = self._configmap(
+            f"{name}-monitoring",
+            data={"monitoring.config": MONITORING_CONFIG},
+        )
+        model_files = (
+            self._model_files_configmap(f"{name}-model")
+            if args.model.source is ModelSource.CONFIGMAP
+            else None
+        )
+        deployment = self._deployment(name, env, monitoring, model_files)
+        self.service = self._service(f"{name}-server")
+        grpc_service = self._headless_grpc_service(f"{name}-grpc")
+        hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{name}-server",
+            metadata=self._metadata(),
+            spec=workload.cpu_autoscaler_spec(deployment, args.autoscaling),
+            opts=self._child,
+        )
+        if args.autoscaling.min_replicas > 1:
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-server",
+                metadata=self._metadata(),
+                spec=workload.disruption_budget_spec(self._selector),
+                opts=self._child,
+            )
+
+        self.deployment_name = workload.name_of(deployment)
+        self.service_name = workload.name_of(self.service)
+        self.grpc_service_name = workload.name_of(grpc_service)
+        self.hpa_name = workload.name_of(hpa)
+        # dns:/// + headless Service: gRPC clients resolve every pod and balance per request.
+        self.grpc_address = pulumi.Output.format(
+            "dns:///{0}.{1}.svc.cluster.local:{2}",
+            self.grpc_service_name,
+            args.namespace,
+            GRPC_PORT,
+        )
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "serviceName": self.service_name,
+                "grpcServiceName": self.grpc_service_name,
+                "deploymentName": self.deployment_name,
+                "hpaName": self.hpa_name,
+                "grpcAddress": self.grpc_address,
+            }
+        )
+
+    def _metadata(self) -> k8s.meta.v1.ObjectMetaArgs:
+        # No name: Pulumi auto-names (`<logical>-<random>`), so replacements never collide.
+        return k8s.meta.v1.ObjectMetaArgs(namespace=self.namespace, labels=self._labels)
+
+    def _configmap(self, name: str, data: Mapping[str, str]) -> k8s.core.v1.ConfigMap:
+        # A changed ConfigMap is replaced under a new name, which rolls the Deployment using it.
+        return k8s.core.v1.ConfigMap(
+            name, metadata=self._metadata(), data=dict(data), opts=self._child
+        )
+
+    def _model_files_configmap(self, name: str) -> k8s.core.v1.ConfigMap:
+        binary = {
+            f.configmap_key: base64.b64encode(f.source.read_bytes()).decode("ascii")
+            for f in self._args.model.files()
+        }
+        return k8s.core.v1.ConfigMap(
+            name, metadata=self._metadata(), binary_data=binary, opts=self._child
+        )
+
+    def _deployment(
+        self,
+        name: str,
+        env: k8s.core.v1.ConfigMap,
+        monitoring: k8s.core.v1.ConfigMap,
+        model_files: k8s.core.v1.ConfigMap | None,
+    ) -> k8s.apps.v1.Deployment:
+        args = self._args
+        status_path = f"/v1/models/{args.model.name}"
+        mounts = [
+            k8s.core.v1.VolumeMountArgs(name="config", mount_path=CONFIG_DIR, read_only=True),
+            k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+        ]
+        volumes = [
+            k8s.core.v1.VolumeArgs(
+                name="config",
+                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=workload.name_of(monitoring)),
+            ),
+            k8s.core.v1.VolumeArgs(
+                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi")
+            ),
+        ]
+        if model_files is not None:
+            mounts.append(
+                k8s.core.v1.VolumeMountArgs(
+                    name="model", mount_path=f"{MODELS_ROOT}/{args.model.name}", read_only=True
+                )
+            )
+            volumes.append(self._model_volume(model_files))
+
+        container = k8s.core.v1.ContainerArgs(
+            name="tfserving",
+            image=args.image if args.image is not None else args.server.image,
+            args=server_args(args.model, args.server),
+            env_from=[
+                k8s.core.v1.EnvFromSourceArgs(
+                    config_map_ref=k8s.core.v1.ConfigMapEnvSourceArgs(name=workload.name_of(env))
+                )
+            ],
+            ports=[
+                k8s.core.v1.ContainerPortArgs(name="grpc", container_port=GRPC_PORT),
+                k8s.core.v1.ContainerPortArgs(name="http", container_port=REST_PORT),
+            ],
+            resources=workload.resource_requirements(args.server.resources),
+            # The server opens its ports only once the model is loaded: allow 5 minutes for that.
+            startup_probe=_http_probe(status_path, period=5, failures=60),
+            readiness_probe=_http_probe(status_path, period=10, failures=3),
+            liveness_probe=k8s.core.v1.ProbeArgs(
+                tcp_socket=k8s.core.v1.TCPSocketActionArgs(port="grpc"),
+                period_seconds=20,
+                timeout_seconds=5,
+                failure_threshold=3,
+            ),
+            security_context=workload.container_security_context(),
+            volume_mounts=mounts,
+        )
+        return k8s.apps.v1.Deployment(
+            f"{name}-server",
+            metadata=self._metadata(),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                # No replicas: the HPA owns the count; setting it here would fight every update.
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=self._selector),
+                strategy=workload.rolling_update(),
+                revision_history_limit=5,
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(
+                        labels=self._labels,
+                        annotations={
+                            "prometheus.io/scrape": "true",
+                            "prometheus.io/port": str(REST_PORT),
+                            "prometheus.io/path": METRICS_PATH,
+                        },
+                    ),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        automount_service_account_token=False,
+                        security_context=workload.pod_security_context(),
+                        containers=[container],
+                        volumes=volumes,
+                    ),
+                ),
+            ),
+            opts=self._child,
+        )
+
+    def _model_volume(self, model_files: k8s.core.v1.ConfigMap) -> k8s.core.v1.VolumeArgs:
+        # ConfigMap keys are flat; items put each file back at <version>/<path> under the mount.
+        return k8s.core.v1.VolumeArgs(
+            name="model",
+            config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
+                name=workload.name_of(model_files),
+                default_mode=0o444,
+                items=[
+                    k8s.core.v1.KeyToPathArgs(key=f.configmap_key, path=f.relative_path)
+                    for f in self._args.model.files()
+                ],
+            ),
+        )
+
+    def _service(self, name: str) -> k8s.core.v1.Service:
+        service = self._args.service
+        load_balancer = service.type is ServiceType.LOAD_BALANCER
+        return k8s.core.v1.Service(
+            name,
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                namespace=self.namespace,
+                labels=self._labels,
+                annotations=dict(self._args.service_annotations) or None,
+            ),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type=service.type.value,
+                selector=self._selector,
+                ports=[
+                    k8s.core.v1.ServicePortArgs(
+                        name="http",
+                        port=REST_PORT,
+                        target_port="http",
+                        node_port=service.node_port,
+                    ),
+                    k8s.core.v1.ServicePortArgs(name="grpc", port=GRPC_PORT, target_port="grpc"),
+                ],
+                load_balancer_source_ranges=(
+                    service.allowed_source_ranges if load_balancer else None
+                ),
+            ),
+            opts=self._child,
+        )
+
+    def _headless_grpc_service(self, name: str) -> k8s.core.v1.Service:
+        return k8s.core.v1.Service(
+            name,
+            metadata=self._metadata(),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                cluster_ip="None",
+                selector=self._selector,
+                ports=[
+                    k8s.core.v1.ServicePortArgs(name="grpc", port=GRPC_PORT, target_port="grpc")
+                ],
+            ),
+            opts=self._child,
+        )
+
+
+def _http_probe(path: str, period: int, failures: int) -> k8s.core.v1.ProbeArgs:
+    return k8s.core.v1.ProbeArgs(
+        http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port="http"),
+        period_seconds=period,
+        timeout_seconds=5,
+        failure_threshold=failures,
+    )

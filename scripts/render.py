@@ -1,0 +1,240 @@
+"""Render a stack offline: run the real program under Pulumi's mock runtime, write what it declares.
+
+    python scripts/render.py --stack dev --out build/dev
+    python scripts/render.py --stack-file path/to/Pulumi.mine.yaml --out build/mine
+
+Writes `kubernetes.yaml` (every Kubernetes object, applyable with `kubectl apply -f`),
+`resources.json` (every resource: type, name, parent, provider, dependencies, inputs) and
+`outputs.json` (the stack outputs). No Pulumi CLI, credentials or cluster needed.
+
+Auto-naming is emulated as Pulumi does it (`<logical name>-<8 chars>` when `metadata.name` is
+not set), deterministically: the suffix comes from the resource's identity, so renders are
+stable between runs. ConfigMaps and Secrets are replaced by pulumi-kubernetes when their data
+changes, so their suffix also covers their data: a changed ConfigMap gets a new name here too.
+
+Exit codes: 0 rendered, 2 invalid stack config (the error on stderr, nothing written).
+"""
+
+import argparse
+import contextvars
+import hashlib
+import json
+import runpy
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+import pulumi  # noqa: E402
+from pulumi.runtime import mocks as pulumi_mocks  # noqa: E402
+from pulumi.runtime import rpc  # noqa: E402
+from pulumi.runtime.stack import run_pulumi_func  # noqa: E402
+from pulumi.runtime.sync_await import _sync_await  # noqa: E402
+
+from components.settings import SettingsError  # noqa: E402
+
+PROJECT = "tfserving"
+# kubectl applies documents in order: namespaces and config before what uses them.
+_KIND_ORDER = ["Namespace", "ServiceAccount", "Secret", "ConfigMap", "Service", "Deployment"]
+_REPLACED_ON_CHANGE = {"kubernetes:core/v1:ConfigMap", "kubernetes:core/v1:Secret"}
+
+# Outputs of resources that a real provider computes; type token -> outputs from inputs.
+# Remote components (EKS, awsx) come back as one opaque resource, so they need curated values.
+CuratedOutputs = Callable[[pulumi_mocks.MockResourceArgs, str], dict[str, Any]]
+CURATED: dict[str, CuratedOutputs] = {}
+
+
+def autoname(stack: str, type_: str, name: str, inputs: dict[str, Any]) -> str:
+    identity = f"{stack}|{type_}|{name}"
+    if type_ in _REPLACED_ON_CHANGE:
+        content = {k: inputs.get(k) for k in ("data", "binaryData", "stringData")}
+        identity += "|" + json.dumps(content, sort_keys=True)
+    return f"{name}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}"
+
+
+class RenderMocks(pulumi.runtime.Mocks):
+    def __init__(self, stack: str) -> None:
+        self.stack = stack
+
+    def new_resource(self, args: pulumi_mocks.MockResourceArgs) -> tuple[str | None, dict]:
+        state = dict(args.inputs)
+        resource_id = f"{args.name}-id"
+        if args.typ.startswith("kubernetes:") and "metadata" in state:
+            metadata = dict(state.get("metadata") or {})
+            if not metadata.get("name"):
+                metadata["name"] = autoname(self.stack, args.typ, args.name, state)
+            state["metadata"] = metadata
+            resource_id = "/".join(filter(None, [metadata.get("namespace"), metadata["name"]]))
+        curated = CURATED.get(args.typ)
+        if curated is not None:
+            state = {**state, **curated(args, self.stack)}
+        return resource_id, state
+
+    def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        curated = CURATED.get(args.token)
+        if curated is not None:
+            return curated(args, self.stack), None  # type: ignore[arg-type]
+        return {}, None
+
+
+@dataclass
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The stock mock monitor, also keeping what the engine would see of each registration."""
+
+    mocks: pulumi.runtime.Mocks
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        super().__init__(self.mocks)
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.records.append(
+                {
+                    "urn": response.urn,
+                    "type": request.type,
+                    "name": request.name,
+                    "custom": bool(request.custom),
+                    "parent": request.parent or None,
+                    "provider": request.provider or None,
+                    "dependencies": sorted(request.dependencies),
+                    "inputs": rpc.deserialize_properties(request.object),
+                    "state": self.resources[response.urn].state if request.custom else None,
+                }
+            )
+        return response
+
+
+@dataclass
+class Rendered:
+    stack: str
+    resources: list[dict[str, Any]]
+    kubernetes_objects: list[dict[str, Any]]
+    outputs: dict[str, Any]
+
+
+def stack_config(stack_file: Path) -> dict[str, str]:
+    """The config of a Pulumi.<stack>.yaml, as the engine hands it to a program (JSON objects)."""
+    document = yaml.safe_load(stack_file.read_text()) or {}
+    config = document.get("config") or {}
+    if not isinstance(config, dict):
+        raise SettingsError([f"{stack_file}: 'config' must be a mapping"])
+    return {
+        key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()
+    }
+
+
+def render_stack(stack_file: Path) -> Rendered:
+    """Run the program for one stack file under mocks; raise SettingsError on bad config."""
+    stack = stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    config = stack_config(stack_file)
+    # A fresh context: config, root stack and settings of an earlier render do not leak in.
+    return contextvars.Context().run(_render, stack, config)
+
+
+def _render(stack: str, config: dict[str, str]) -> Rendered:
+    pulumi.runtime.set_all_config(config)
+    mocks = RenderMocks(stack)
+    monitor = RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    outputs: dict[str, Any] = {}
+
+    def program() -> None:
+        runpy.run_path(str(PROJECT_ROOT / "__main__.py"), run_name="__pulumi__")
+        root = pulumi.runtime.settings.get_root_resource()
+        exported = getattr(root, "outputs", {})
+        outputs.update(_sync_await(pulumi.Output.from_input(exported).future()) or {})
+
+    _sync_await(run_pulumi_func(program))
+    resources = [
+        {k: _whole_numbers(v) for k, v in r.items() if k != "state"}
+        for r in sorted(monitor.records, key=lambda r: r["urn"])
+    ]
+    objects = [
+        _kubernetes_object(r)
+        for r in monitor.records
+        if r["type"].startswith("kubernetes:") and r["custom"]
+    ]
+    objects.sort(key=_apply_order)
+    return Rendered(stack, resources, objects, outputs)
+
+
+def _kubernetes_object(record: dict[str, Any]) -> dict[str, Any]:
+    state = {k: v for k, v in record["state"].items() if not k.startswith("__")}
+    head = {k: state.pop(k) for k in ("apiVersion", "kind", "metadata") if k in state}
+    return _whole_numbers({**head, **state})
+
+
+def _whole_numbers(value: Any) -> Any:
+    """The engine carries numbers as doubles; Kubernetes wants 8501, not 8501.0."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
+
+
+def _apply_order(obj: dict[str, Any]) -> tuple[int, str, str]:
+    # Registration order varies between runs (RPCs are concurrent); this order does not.
+    kind = obj.get("kind", "")
+    rank = _KIND_ORDER.index(kind) if kind in _KIND_ORDER else len(_KIND_ORDER)
+    return rank, kind, obj.get("metadata", {}).get("name", "")
+
+
+def write(rendered: Rendered, out: Path) -> None:
+    """Write all three files, or none: each goes to a temporary file first."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "kubernetes.yaml": yaml.safe_dump_all(rendered.kubernetes_objects, sort_keys=False),
+        "resources.json": json.dumps(rendered.resources, indent=2, default=str) + "\n",
+        "outputs.json": json.dumps(rendered.outputs, indent=2, sort_keys=True, default=str) + "\n",
+    }
+    staged: list[tuple[Path, Path]] = []
+    for name, text in files.items():
+        with tempfile.NamedTemporaryFile("w", dir=out, delete=False, suffix=".tmp") as tmp:
+            tmp.write(text)
+        staged.append((Path(tmp.name), out / name))
+    for tmp_path, final in staged:
+        tmp_path.replace(final)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stack", help="stack name: renders Pulumi.<stack>.yaml")
+    which.add_argument("--stack-file", type=Path, help="path to a Pulumi.<stack>.yaml")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    args = parser.parse_args(argv)
+    stack_file = args.stack_file or PROJECT_ROOT / f"Pulumi.{args.stack}.yaml"
+    if not stack_file.is_file():
+        print(f"error: stack file {stack_file} does not exist", file=sys.stderr)
+        return 2
+    try:
+        rendered = render_stack(stack_file)
+    except SettingsError as error:
+        print(f"error: invalid stack config in {stack_file}:\n{error}", file=sys.stderr)
+        return 2
+    except yaml.YAMLError as error:
+        print(f"error: {stack_file} is not valid YAML: {error}", file=sys.stderr)
+        return 2
+    write(rendered, args.out)
+    print(
+        f"rendered stack {rendered.stack}: {len(rendered.kubernetes_objects)} Kubernetes objects, "
+        f"{len(rendered.resources)} resources -> {args.out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
