@@ -5,6 +5,7 @@ before any resource is registered, with a message that names the key path, e.g.
 `tfserving:autoscaling.maxReplicas must be >= minReplicas (2), got 1`.
 """
 
+import ipaddress
 import json
 import re
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from typing import Annotated, Any, Self
 import pulumi
 from pulumi.runtime import config as runtime_config
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -36,6 +38,10 @@ CONFIGMAP_MODEL_BUDGET = CONFIGMAP_MAX_BYTES - 16 * 1024
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _VERSION_DIR = re.compile(r"^\d+$")
+_EKS_VERSION = re.compile(r"^1\.\d{2}$")
+# family, generation, processor (g = Graviton/Arm), capabilities, size: m5.large, g4dn.xlarge
+_INSTANCE_TYPE = re.compile(r"^([a-z]+)(\d+)([a-z]?)([a-z-]*)\.([a-z0-9-]+)$")
+_IAM_PRINCIPAL = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]{1,512}$")
 
 
 class SettingsError(pulumi.RunError):
@@ -260,10 +266,24 @@ class ServerSettings(_Strict):
         return self.image.rsplit(":", 1)[1]
 
 
+def _cidr(value: str) -> str:
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError as error:
+        raise ValueError(
+            f"must be a CIDR block like 203.0.113.0/24, got {value!r} ({error})"
+        ) from None
+    return str(network)
+
+
+Cidr = Annotated[str, AfterValidator(_cidr)]
+
+
 class ServiceSettings(_Strict):
     type: ServiceType = ServiceType.NODE_PORT
     node_port: int | None = Field(default=None, alias="nodePort")
-    allowed_source_ranges: list[str] | None = Field(default=None, alias="allowedSourceRanges")
+    # Who may reach the cloud load balancer (Service loadBalancerSourceRanges).
+    allowed_source_ranges: list[Cidr] | None = Field(default=None, alias="allowedSourceRanges")
 
     @field_validator("type", mode="before")
     @classmethod
@@ -279,10 +299,22 @@ class ServiceSettings(_Strict):
             raise ValueError(f"must be in the NodePort range 30000-32767, got {value}")
         return value
 
+    @field_validator("allowed_source_ranges")
+    @classmethod
+    def _some_ranges(cls, value: list[str] | None) -> list[str] | None:
+        # An empty list means "everyone" to Kubernetes: make that explicit with 0.0.0.0/0.
+        if value is not None and not value:
+            raise ValueError("must list at least one CIDR block (0.0.0.0/0 allows everyone)")
+        return value
+
     @model_validator(mode="after")
     def _fits_type(self) -> Self:
         if self.node_port is not None and self.type is not ServiceType.NODE_PORT:
             raise _at("nodePort", f"only applies to type NodePort, not {self.type.value}")
+        if self.allowed_source_ranges is not None and self.type is not ServiceType.LOAD_BALANCER:
+            raise _at(
+                "allowedSourceRanges", f"only applies to type LoadBalancer, not {self.type.value}"
+            )
         return self
 
 
@@ -324,6 +356,177 @@ class AutoscalingSettings(_Strict):
         return value
 
 
+class CapacityType(StrEnum):
+    ON_DEMAND = "ON_DEMAND"
+    SPOT = "SPOT"
+
+
+class NatGateways(StrEnum):
+    SINGLE = "single"  # one NAT gateway for all zones: the cheap default
+    ONE_PER_AZ = "onePerAz"  # survives the loss of a zone, costs one gateway per zone
+
+
+def _instance_type(value: str) -> str:
+    match = _INSTANCE_TYPE.match(value)
+    if not match:
+        raise ValueError(f"must be an EC2 instance type like m5.large, got {value!r}")
+    if match.group(3) == "g":
+        raise ValueError(
+            f"must be an x86_64 instance type: {value} is Arm (Graviton), and the "
+            "tensorflow/serving image and the model image are linux/amd64 only"
+        )
+    return value
+
+
+def _iam_principal(value: str) -> str:
+    if not _IAM_PRINCIPAL.match(value):
+        raise ValueError(
+            "must be an IAM role or user ARN like arn:aws:iam::123456789012:role/NAME, "
+            f"got {value!r}"
+        )
+    return value
+
+
+class NodeGroupSettings(_Strict):
+    name: str
+    instance_types: Annotated[
+        list[Annotated[str, AfterValidator(_instance_type)]], Field(alias="instanceTypes")
+    ] = ["m5.large"]
+    min_size: Annotated[int, Field(alias="minSize")] = 1
+    desired_size: Annotated[int, Field(alias="desiredSize")] = 2
+    max_size: Annotated[int, Field(alias="maxSize")] = 4
+    capacity_type: Annotated[CapacityType, Field(alias="capacityType")] = CapacityType.ON_DEMAND
+    # NVIDIA AMI, a nvidia.com/gpu=true:NoSchedule taint and a matching label.
+    gpu: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _dns_label(value)
+
+    @field_validator("instance_types")
+    @classmethod
+    def _some_types(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("must list at least one instance type, e.g. [m5.large]")
+        return value
+
+    @field_validator("capacity_type", mode="before")
+    @classmethod
+    def _known_capacity(cls, value: object) -> object:
+        if value not in [c.value for c in CapacityType]:
+            raise ValueError(f"must be one of ON_DEMAND, SPOT, got {value!r}")
+        return CapacityType(value)
+
+    @field_validator("min_size")
+    @classmethod
+    def _min(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError(f"must be >= 0, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _sizes(self) -> Self:
+        if self.max_size < max(1, self.min_size):
+            raise _at(
+                "maxSize", f"must be >= minSize ({self.min_size}) and >= 1, got {self.max_size}"
+            )
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise _at(
+                "desiredSize",
+                f"must be between minSize ({self.min_size}) and maxSize ({self.max_size}), "
+                f"got {self.desired_size}",
+            )
+        return self
+
+
+class ClusterSettings(_Strict):
+    """The EKS cluster of target eks: network, control plane, node groups, admins."""
+
+    version: str = "1.34"
+    availability_zones: Annotated[int, Field(alias="availabilityZones")] = 2
+    nat_gateways: Annotated[NatGateways, Field(alias="natGateways")] = NatGateways.SINGLE
+    node_groups: Annotated[list[NodeGroupSettings], Field(alias="nodeGroups")] = [
+        NodeGroupSettings(name="cpu")
+    ]
+    admin_role_arns: Annotated[
+        list[Annotated[str, AfterValidator(_iam_principal)]], Field(alias="adminRoleArns")
+    ] = []
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: object) -> object:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(
+                f'must be a quoted string like "1.33" (YAML reads 1.30 as the number 1.3), '
+                f"got {value!r}"
+            )
+        if isinstance(value, str) and not _EKS_VERSION.match(value):
+            raise ValueError(f'must be a Kubernetes minor version like "1.33", got {value!r}')
+        return value
+
+    @field_validator("availability_zones")
+    @classmethod
+    def _zones(cls, value: int) -> int:
+        if not 2 <= value <= 6:
+            raise ValueError(
+                "must be between 2 and 6 (EKS needs subnets in at least two availability "
+                f"zones), got {value}"
+            )
+        return value
+
+    @field_validator("nat_gateways", mode="before")
+    @classmethod
+    def _known_nat(cls, value: object) -> object:
+        if value not in [n.value for n in NatGateways]:
+            raise ValueError(f"must be one of single, onePerAz, got {value!r}")
+        return NatGateways(value)
+
+    @field_validator("admin_role_arns")
+    @classmethod
+    def _unique_admins(cls, value: list[str]) -> list[str]:
+        duplicates = sorted({arn for arn in value if value.count(arn) > 1})
+        if duplicates:
+            raise ValueError(f"must not repeat an ARN, got {duplicates[0]!r} twice")
+        return value
+
+    @model_validator(mode="after")
+    def _node_groups(self) -> Self:
+        if not self.node_groups:
+            raise _at("nodeGroups", "must hold at least one node group")
+        seen: dict[str, int] = {}
+        for index, group in enumerate(self.node_groups):
+            if group.name in seen:
+                raise _at(
+                    f"nodeGroups[{index}].name",
+                    f"must be unique, {group.name!r} is already nodeGroups[{seen[group.name]}]",
+                )
+            seen[group.name] = index
+        if all(group.gpu for group in self.node_groups):
+            raise _at(
+                "nodeGroups",
+                "must include a group without gpu: system pods and the model server do not "
+                "tolerate the nvidia.com/gpu taint",
+            )
+        return self
+
+
+class RegistrySettings(_Strict):
+    """The ECR repository the model image is pushed to (target eks, model source image)."""
+
+    # Let `pulumi destroy` delete the repository with the images in it.
+    force_delete: Annotated[bool, Field(alias="forceDelete")] = True
+    # Lifecycle policy: keep this many newest images, expire older ones.
+    keep_images: Annotated[int, Field(alias="keepImages")] = 10
+
+    @field_validator("keep_images")
+    @classmethod
+    def _keep(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be >= 1 (the running image must be kept), got {value}")
+        return value
+
+
 class Settings(_Strict):
     """The whole `tfserving:*` namespace of a stack's config."""
 
@@ -335,6 +538,16 @@ class Settings(_Strict):
     server: ServerSettings = ServerSettings()
     service: ServiceSettings = ServiceSettings()
     autoscaling: AutoscalingSettings = AutoscalingSettings()
+    # Target eks only; filled with defaults there (see _eks_defaults), None on minikube.
+    cluster: ClusterSettings | None = None
+    registry: RegistrySettings | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _eks_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("target") == Target.EKS.value:
+            data = {"cluster": {}, "registry": {}, **data}
+        return data
 
     @field_validator("target", mode="before")
     @classmethod
@@ -348,9 +561,17 @@ class Settings(_Strict):
     def _namespace(cls, value: str) -> str:
         return _dns_label(value)
 
+    @model_validator(mode="after")
+    def _target_keys(self) -> Self:
+        # An error, not a warning: a key that silently does nothing hides a wrong target.
+        for key in ("cluster", "registry"):
+            if self.target is not Target.EKS and getattr(self, key) is not None:
+                raise _at(key, f"only applies to target eks, not {self.target.value}")
+        return self
+
 
 # Keys whose values are objects (arrive from Pulumi as JSON text); the rest are plain strings.
-_STRUCTURED = frozenset({"model", "server", "service", "autoscaling"})
+_STRUCTURED = frozenset({"model", "server", "service", "autoscaling", "cluster", "registry"})
 _SCALAR = frozenset({"target", "namespace", "kubeContext"})
 
 
@@ -385,8 +606,16 @@ def load() -> Settings:
     return parse({k: str(v) for k, v in merged.items() if k.startswith("tfserving:")})
 
 
+def _key_path(loc: list[str | int]) -> str:
+    """`["cluster", "nodeGroups", 0, "minSize"]` -> `tfserving:cluster.nodeGroups[0].minSize`."""
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else ("." if path else "") + part
+    return "tfserving:" + path if path else "tfserving"
+
+
 def _describe(error: Mapping[str, Any]) -> str:
-    loc = [str(part) for part in error["loc"]]
+    loc: list[str | int] = [p if isinstance(p, int) else str(p) for p in error["loc"]]
     message = str(error["msg"])
     ctx = error.get("ctx") or {}
     if "error" in ctx:
@@ -394,7 +623,7 @@ def _describe(error: Mapping[str, Any]) -> str:
     if message.startswith("@"):  # a model validator naming a sibling field
         _, field, message = message.split("@", 2)
         loc.append(field)
-    path = "tfserving:" + ".".join(loc) if loc else "tfserving"
+    path = _key_path(loc)
     if error["type"] == "value_error":
         return f"{path} {message}"
     if error["type"] == "extra_forbidden":

@@ -36,20 +36,23 @@ if str(PROJECT_ROOT) not in sys.path:
 import pulumi  # noqa: E402
 from pulumi.runtime import mocks as pulumi_mocks  # noqa: E402
 from pulumi.runtime import rpc  # noqa: E402
+from pulumi.runtime.proto import resource_pb2  # noqa: E402
 from pulumi.runtime.stack import run_pulumi_func  # noqa: E402
 from pulumi.runtime.sync_await import _sync_await  # noqa: E402
 
 from components.settings import SettingsError  # noqa: E402
+from scripts import curated_outputs  # noqa: E402
 
 PROJECT = "tfserving"
 # kubectl applies documents in order: namespaces and config before what uses them.
 _KIND_ORDER = ["Namespace", "ServiceAccount", "Secret", "ConfigMap", "Service", "Deployment"]
+_RESOURCE_REFERENCES = resource_pb2.RESOURCE_MONITOR_FEATURE_RESOURCE_REFERENCES
 _REPLACED_ON_CHANGE = {"kubernetes:core/v1:ConfigMap", "kubernetes:core/v1:Secret"}
 
 # Outputs of resources that a real provider computes; type token -> outputs from inputs.
 # Remote components (EKS, awsx) come back as one opaque resource, so they need curated values.
 CuratedOutputs = Callable[[pulumi_mocks.MockResourceArgs, str], dict[str, Any]]
-CURATED: dict[str, CuratedOutputs] = {}
+CURATED: dict[str, CuratedOutputs] = {**curated_outputs.CURATED}
 
 
 def autoname(stack: str, type_: str, name: str, inputs: dict[str, Any]) -> str:
@@ -81,8 +84,8 @@ class RenderMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi_mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
         curated = CURATED.get(args.token)
         if curated is not None:
-            return curated(args, self.stack), None  # type: ignore[arg-type]
-        return {}, None
+            return curated(args, self.stack), []  # type: ignore[arg-type]
+        return {}, []  # the stock mock monitor iterates the failures: never None
 
 
 @dataclass
@@ -94,6 +97,19 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def __post_init__(self) -> None:
         super().__init__(self.mocks)
+
+    # A resource passed as an input (an EKS cluster to its node groups) would be rebuilt from a
+    # reference by the stock monitor, on another event loop, which fails. Without the feature the
+    # SDK sends its URN (components) or id (custom resources) instead, as older engines had it.
+    def GetDeploymentInfo(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        info = super().GetDeploymentInfo(request)
+        features = [f for f in info.supportedFeatures if f != _RESOURCE_REFERENCES]
+        return type(info)(supportedFeatures=features)
+
+    def SupportsFeature(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        if request.id == "resourceReferences":
+            return type("SupportsFeatureResponse", (object,), {"hasSupport": False})
+        return super().SupportsFeature(request)
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
         response = super().RegisterResource(request)

@@ -18,6 +18,10 @@ def dev_config() -> dict[str, Any]:
     return yaml.safe_load((PROJECT_ROOT / "Pulumi.dev.yaml").read_text())["config"]
 
 
+def eks_config() -> dict[str, Any]:
+    return yaml.safe_load((PROJECT_ROOT / "Pulumi.eks.yaml").read_text())["config"]
+
+
 def write_stack(directory: Path, config: dict[str, Any], stack: str = "test") -> Path:
     path = directory / f"Pulumi.{stack}.yaml"
     path.write_text(yaml.safe_dump({"config": config}))
@@ -48,6 +52,28 @@ def render_dev(tmp_path: Path) -> RenderFn:
         return render_stack(write_stack(tmp_path, merged(dev_config(), changes or {})))
 
     return render
+
+
+@pytest.fixture
+def render_eks(tmp_path: Path) -> RenderFn:
+    """Render the eks stack (as stack `eks`) with some keys changed, like `render_dev`."""
+
+    def render(changes: dict[str, Any] | None = None) -> Rendered:
+        config = merged(eks_config(), changes or {})
+        return render_stack(write_stack(tmp_path, config, stack="eks"))
+
+    return render
+
+
+def resources_of(rendered: Rendered, type_: str) -> list[dict[str, Any]]:
+    """Every resource (resources.json entry) of a Pulumi type, e.g. `eks:index:Cluster`."""
+    return [r for r in rendered.resources if r["type"] == type_]
+
+
+def one_resource(rendered: Rendered, type_: str, name: str | None = None) -> dict[str, Any]:
+    found = [r for r in resources_of(rendered, type_) if name is None or r["name"] == name]
+    assert len(found) == 1, f"expected one {type_} {name or ''}, found {len(found)}"
+    return found[0]
 
 
 def objects_of(rendered: Rendered, kind: str) -> list[dict[str, Any]]:

@@ -7,14 +7,24 @@ from typing import Any
 
 import pytest
 
-from components.settings import ModelSource, ServiceType, SettingsError, Target, parse
+from components.settings import (
+    CapacityType,
+    ModelSource,
+    NatGateways,
+    ServiceType,
+    SettingsError,
+    Target,
+    parse,
+)
 from scripts import render
-from tests.conftest import dev_config, merged, write_stack
+from tests.conftest import dev_config, eks_config, merged, write_stack
 
 AUTOSCALING = "tfserving:autoscaling"
 SERVER = "tfserving:server"
 SERVICE = "tfserving:service"
 MODEL = "tfserving:model"
+CLUSTER = "tfserving:cluster"
+REGISTRY = "tfserving:registry"
 
 
 def _resources(requests: dict[str, Any], limits: dict[str, Any]) -> dict[str, Any]:
@@ -145,6 +155,171 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], list[str]]] = [
         {MODEL: {"path": "models/does-not-exist"}},
         ["tfserving:model.path must be a directory"],
     ),
+    (
+        "cluster-on-minikube",
+        {CLUSTER: {"version": "1.33"}},
+        ["tfserving:cluster only applies to target eks, not minikube"],
+    ),
+    (
+        "registry-on-minikube",
+        {REGISTRY: {"keepImages": 3}},
+        ["tfserving:registry only applies to target eks, not minikube"],
+    ),
+    (
+        "source-ranges-on-node-port",
+        {SERVICE: {"allowedSourceRanges": ["10.0.0.0/8"]}},
+        ["tfserving:service.allowedSourceRanges only applies to type LoadBalancer, not NodePort"],
+    ),
+]
+
+
+def _group(**changes: Any) -> dict[str, Any]:
+    base = {
+        "name": "cpu",
+        "instanceTypes": ["m5.large"],
+        "minSize": 1,
+        "desiredSize": 2,
+        "maxSize": 4,
+    }
+    return {**base, **changes}
+
+
+# The same, on top of the eks stack (Pulumi.eks.yaml).
+EKS_BAD_CONFIGS: list[tuple[str, dict[str, Any], list[str]]] = [
+    (
+        "desired-above-max",
+        {CLUSTER: {"nodeGroups": [_group(desiredSize=5)]}},
+        [
+            "tfserving:cluster.nodeGroups[0].desiredSize must be between minSize (1) "
+            "and maxSize (4), got 5"
+        ],
+    ),
+    (
+        "desired-below-min",
+        {CLUSTER: {"nodeGroups": [_group(minSize=2, desiredSize=1)]}},
+        ["tfserving:cluster.nodeGroups[0].desiredSize must be between minSize (2)", "got 1"],
+    ),
+    (
+        "max-below-min",
+        {CLUSTER: {"nodeGroups": [_group(minSize=3, desiredSize=3, maxSize=2)]}},
+        ["tfserving:cluster.nodeGroups[0].maxSize must be >= minSize (3)", "got 2"],
+    ),
+    (
+        "unknown-capacity-type",
+        {CLUSTER: {"nodeGroups": [_group(capacityType="RESERVED")]}},
+        [
+            "tfserving:cluster.nodeGroups[0].capacityType must be one of ON_DEMAND, SPOT, "
+            "got 'RESERVED'"
+        ],
+    ),
+    (
+        "gpu-not-a-bool",
+        {CLUSTER: {"nodeGroups": [_group(), _group(name="gpu", gpu="yes")]}},
+        ["tfserving:cluster.nodeGroups[1].gpu", "boolean"],
+    ),
+    (
+        "duplicate-node-group-names",
+        {CLUSTER: {"nodeGroups": [_group(), _group(maxSize=8)]}},
+        ["tfserving:cluster.nodeGroups[1].name must be unique, 'cpu' is already nodeGroups[0]"],
+    ),
+    (
+        "node-group-not-a-k8s-name",
+        {CLUSTER: {"nodeGroups": [_group(name="GPU_nodes")]}},
+        ["tfserving:cluster.nodeGroups[0].name must be a valid Kubernetes name", "'GPU_nodes'"],
+    ),
+    (
+        "no-node-groups",
+        {CLUSTER: {"nodeGroups": []}},
+        ["tfserving:cluster.nodeGroups must hold at least one node group"],
+    ),
+    (
+        "only-gpu-groups",
+        {CLUSTER: {"nodeGroups": [_group(instanceTypes=["g4dn.xlarge"], gpu=True)]}},
+        ["tfserving:cluster.nodeGroups must include a group without gpu"],
+    ),
+    (
+        "arm-instance-type",
+        {CLUSTER: {"nodeGroups": [_group(instanceTypes=["m5.large", "m7g.large"])]}},
+        ["tfserving:cluster.nodeGroups[0].instanceTypes[1] must be an x86_64 instance type"],
+    ),
+    (
+        "not-an-instance-type",
+        {CLUSTER: {"nodeGroups": [_group(instanceTypes=["large"])]}},
+        ["tfserving:cluster.nodeGroups[0].instanceTypes[0] must be an EC2 instance type"],
+    ),
+    (
+        "bad-admin-arn",
+        {CLUSTER: {"adminRoleArns": ["arn:aws:iam::1234:role/ci"]}},
+        [
+            "tfserving:cluster.adminRoleArns[0] must be an IAM role or user ARN",
+            "'arn:aws:iam::1234:role/ci'",
+        ],
+    ),
+    (
+        "repeated-admin-arn",
+        {CLUSTER: {"adminRoleArns": ["arn:aws:iam::123456789012:role/ci"] * 2}},
+        ["tfserving:cluster.adminRoleArns must not repeat an ARN"],
+    ),
+    (
+        "version-format",
+        {CLUSTER: {"version": "v1.33"}},
+        ['tfserving:cluster.version must be a Kubernetes minor version like "1.33"', "'v1.33'"],
+    ),
+    (
+        "version-unquoted",
+        {CLUSTER: {"version": 1.3}},
+        ['tfserving:cluster.version must be a quoted string like "1.33"', "got 1.3"],
+    ),
+    (
+        "one-zone",
+        {CLUSTER: {"availabilityZones": 1}},
+        ["tfserving:cluster.availabilityZones must be between 2 and 6", "got 1"],
+    ),
+    (
+        "seven-zones",
+        {CLUSTER: {"availabilityZones": 7}},
+        ["tfserving:cluster.availabilityZones must be between 2 and 6", "got 7"],
+    ),
+    (
+        "unknown-nat-strategy",
+        {CLUSTER: {"natGateways": "none"}},
+        ["tfserving:cluster.natGateways must be one of single, onePerAz, got 'none'"],
+    ),
+    (
+        "unknown-cluster-key",
+        {CLUSTER: {"nodegroups": []}},
+        ["tfserving:cluster.nodegroups is not a known setting"],
+    ),
+    (
+        "keep-no-images",
+        {REGISTRY: {"keepImages": 0}},
+        ["tfserving:registry.keepImages must be >= 1", "got 0"],
+    ),
+    (
+        "force-delete-not-a-bool",
+        {REGISTRY: {"forceDelete": "yes"}},
+        ["tfserving:registry.forceDelete", "boolean"],
+    ),
+    (
+        "source-range-with-host-bits",
+        {SERVICE: {"allowedSourceRanges": ["10.0.0.1/8"]}},
+        ["tfserving:service.allowedSourceRanges[0] must be a CIDR block", "'10.0.0.1/8'"],
+    ),
+    (
+        "source-range-not-a-cidr",
+        {SERVICE: {"allowedSourceRanges": ["0.0.0.0/0", "everyone"]}},
+        ["tfserving:service.allowedSourceRanges[1] must be a CIDR block", "'everyone'"],
+    ),
+    (
+        "no-source-ranges",
+        {SERVICE: {"allowedSourceRanges": []}},
+        ["tfserving:service.allowedSourceRanges must list at least one CIDR block"],
+    ),
+    (
+        "source-ranges-on-cluster-ip",
+        {SERVICE: {"type": "ClusterIP"}},
+        ["tfserving:service.allowedSourceRanges only applies to type LoadBalancer, not ClusterIP"],
+    ),
 ]
 
 
@@ -168,6 +343,17 @@ def _render_expecting_error(tmp_path: Path, config: dict[str, Any], capsys: Any)
 )
 def test_bad_config_exits_2_naming_the_key(tmp_path, capsys, changes, expected):
     stderr = _render_expecting_error(tmp_path, merged(dev_config(), changes), capsys)
+    for text in expected:
+        assert text in stderr
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [(c, e) for _, c, e in EKS_BAD_CONFIGS],
+    ids=[i for i, _, _ in EKS_BAD_CONFIGS],
+)
+def test_bad_eks_config_exits_2_naming_the_key(tmp_path, capsys, changes, expected):
+    stderr = _render_expecting_error(tmp_path, merged(eks_config(), changes), capsys)
     for text in expected:
         assert text in stderr
 
@@ -233,3 +419,48 @@ def test_gcs_base_path_is_the_parent_of_the_model():
         }
     )
     assert settings.model.uri == "gs://bucket/models/half_plus_two"
+
+
+def _as_pulumi_config(config: dict[str, Any]) -> dict[str, str]:
+    return {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
+
+
+def test_eks_stack_reads_as_written():
+    settings = parse(
+        {k: v for k, v in _as_pulumi_config(eks_config()).items() if k.startswith("tfserving:")}
+    )
+    assert settings.target is Target.EKS
+    assert settings.model.source is ModelSource.IMAGE
+    assert settings.service.type is ServiceType.LOAD_BALANCER
+    assert settings.service.allowed_source_ranges == ["0.0.0.0/0"]
+    assert (settings.autoscaling.min_replicas, settings.autoscaling.max_replicas) == (1, 4)
+    assert settings.autoscaling.target_cpu_utilization == 60
+    cluster = settings.cluster
+    assert cluster is not None and settings.registry is not None
+    assert (cluster.version, cluster.availability_zones) == ("1.34", 2)
+    assert cluster.nat_gateways is NatGateways.SINGLE
+    (group,) = cluster.node_groups
+    assert (group.name, group.instance_types, group.gpu) == ("cpu", ["m5.large"], False)
+    assert (group.min_size, group.desired_size, group.max_size) == (1, 2, 4)
+    assert group.capacity_type is CapacityType.ON_DEMAND
+    assert cluster.admin_role_arns == []
+    assert (settings.registry.force_delete, settings.registry.keep_images) == (True, 10)
+
+
+def test_eks_fills_cluster_and_registry_defaults_minikube_has_none():
+    eks = parse({"tfserving:target": "eks"})
+    assert eks.cluster is not None and eks.cluster.node_groups[0].name == "cpu"
+    assert eks.registry is not None and eks.registry.keep_images == 10
+    minikube = parse({})
+    assert minikube.cluster is None and minikube.registry is None
+
+
+def test_source_ranges_are_normalised_and_accept_ipv6():
+    settings = parse(
+        {
+            SERVICE: json.dumps(
+                {"type": "LoadBalancer", "allowedSourceRanges": ["2001:DB8::/32", "0.0.0.0/0"]}
+            )
+        }
+    )
+    assert settings.service.allowed_source_ranges == ["2001:db8::/32", "0.0.0.0/0"]
