@@ -1,13 +1,16 @@
 # tfserving: TensorFlow Serving on Kubernetes with one `pulumi up`.
 #   make dev                  minikube + local state + pulumi up + smoke test (the laptop path)
 #   make test                 lint, type check, all tests (what CI runs)
-#   make preview|up|destroy|render|smoke STACK=dev|eks
+#   make preview|up|destroy|render|smoke STACK=dev|eks|gateway
+#   make loadtest STACK=dev DURATION=60s   Locust, headless, step load; prints the summary
+#   make autoscale-demo STACK=dev          load + watch the HPA -> build/<stack>/autoscale/*.csv,png
 
 STACK ?= dev
 PYTHON ?= python3
 VENV := venv
 BIN := $(VENV)/bin
 OUT ?= build/$(STACK)
+DURATION ?= 60s
 MINIKUBE_PROFILE ?= minikube
 # Local file backend inside the repo: no Pulumi account needed. The passphrase only protects
 # secrets in this local dev state; it is documented in the README and is not a real secret.
@@ -15,7 +18,8 @@ export PULUMI_BACKEND_URL ?= file://$(CURDIR)/.pulumi-state
 export PULUMI_CONFIG_PASSPHRASE ?= tfserving-dev-only
 export PULUMI_SKIP_UPDATE_CHECK := true
 
-.PHONY: help dev test lint typecheck pytest render preview up destroy smoke stack tools minikube clean
+.PHONY: help dev test lint typecheck pytest render preview up destroy smoke stack tools minikube \
+	loadtest autoscale-demo clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -45,8 +49,9 @@ render: $(BIN)/.installed
 tools:
 	@command -v pulumi >/dev/null || { echo "pulumi CLI not found: install it from https://www.pulumi.com/docs/install/"; exit 1; }
 	@command -v kubectl >/dev/null || { echo "kubectl not found: install it from https://kubernetes.io/docs/tasks/tools/"; exit 1; }
-	@if [ "$(STACK)" = "dev" ]; then command -v minikube >/dev/null || { echo "minikube not found: install it from https://minikube.sigs.k8s.io/docs/start/"; exit 1; }; fi
+	@if [ "$(STACK)" != "eks" ]; then command -v minikube >/dev/null || { echo "minikube not found: install it from https://minikube.sigs.k8s.io/docs/start/"; exit 1; }; fi
 	@if [ "$(STACK)" = "eks" ]; then command -v aws >/dev/null || { echo "AWS CLI not found (kubeconfig uses 'aws eks get-token'): install AWS CLI v2"; exit 1; }; fi
+	@if [ "$(STACK)" = "eks" ]; then aws sts get-caller-identity >/dev/null 2>&1 || { echo "no AWS credentials: aws configure / aws sso login / AWS_PROFILE"; exit 1; }; fi
 
 minikube: tools
 	@minikube -p $(MINIKUBE_PROFILE) status >/dev/null 2>&1 || minikube -p $(MINIKUBE_PROFILE) start --cpus=2 --memory=4096
@@ -59,8 +64,11 @@ stack: tools $(BIN)/.installed
 preview: stack
 	pulumi preview --stack $(STACK) --diff
 
+# On minikube, images (model source `image`, the gateway) are built into minikube's own Docker
+# daemon, so the node has them without a registry. On eks they are built here and pushed to ECR.
 up: stack
-	pulumi up --stack $(STACK) --yes
+	@if [ "$(STACK)" = "eks" ]; then docker buildx version >/dev/null 2>&1 || { echo "docker buildx not found: images are built here and pushed to ECR"; exit 1; }; fi
+	$(if $(filter eks,$(STACK)),,eval $$(minikube -p $(MINIKUBE_PROFILE) docker-env) &&) pulumi up --stack $(STACK) --yes
 
 destroy: stack
 	pulumi destroy --stack $(STACK) --yes
@@ -68,10 +76,15 @@ destroy: stack
 smoke: $(BIN)/.installed
 	$(BIN)/python scripts/smoke.py --stack $(STACK)
 
-dev: STACK = dev
+loadtest: $(BIN)/.installed
+	$(BIN)/python -m loadtest.run --stack $(STACK) --run-time $(DURATION) --csv $(OUT)/loadtest
+
+autoscale-demo: $(BIN)/.installed
+	$(BIN)/python scripts/autoscale_demo.py --stack $(STACK) --out $(OUT)/autoscale
+
 dev: minikube
-	$(MAKE) up STACK=dev
-	$(MAKE) smoke STACK=dev
+	$(MAKE) up STACK=$(STACK)
+	$(MAKE) smoke STACK=$(STACK)
 
 clean:
 	rm -rf build .mypy_cache .ruff_cache

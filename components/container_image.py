@@ -77,9 +77,19 @@ def project_path(path: Path) -> str:
     return str(resolved)
 
 
+# Local byproducts that differ between machines; each context's .dockerignore leaves them out too.
+_IGNORED_DIRS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
+
+
 def context_files(context: Path) -> list[Path]:
-    """Every file of a build context, in a stable order."""
-    return sorted(p for p in context.rglob("*") if p.is_file())
+    """Every file of a build context that the build sees, in a stable order."""
+    return sorted(
+        p
+        for p in context.rglob("*")
+        if p.is_file()
+        and p.suffix != ".pyc"
+        and not _IGNORED_DIRS.intersection(p.relative_to(context).parts)
+    )
 
 
 def content_tag(dockerfile: str, context: Path) -> str:
@@ -111,6 +121,7 @@ class ContainerImage(pulumi.ComponentResource):
     tag: str
     # What a Pod should run: digest-pinned when pushed, the plain tag when loaded locally.
     ref: pulumi.Output[str]
+    repository: pulumi.Output[str]
     image: docker_build.Image
 
     def __init__(
@@ -152,6 +163,7 @@ class ContainerImage(pulumi.ComponentResource):
         )
         # Taken from the resource's outputs (not the local variable) so users wait for the build.
         self.ref = self.image.ref if pushed else self.image.tags.apply(_first_tag)
+        self.repository = pulumi.Output.from_input(args.repository)
         self.register_outputs({"tag": self.tag, "ref": self.ref})
 
 

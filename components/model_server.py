@@ -15,7 +15,6 @@ from components.settings import (
     ModelSource,
     ServerSettings,
     ServiceSettings,
-    ServiceType,
 )
 
 COMPONENT = "model-server"
@@ -39,6 +38,7 @@ class ModelServerArgs:
     autoscaling: AutoscalingSettings
     # The image to run; a model image (source `image`) replaces the stock server image.
     image: pulumi.Input[str] | None = None
+    # Annotations for a LoadBalancer Service (e.g. the AWS NLB type); ignored otherwise.
     service_annotations: Mapping[str, str] = field(default_factory=dict)
     # Every object waits for these (e.g. EKS node groups), so destroy removes objects first.
     depends_on: Sequence[pulumi.Resource] = ()
@@ -214,8 +214,8 @@ class ModelServer(pulumi.ComponentResource):
             ],
             resources=workload.resource_requirements(args.server.resources),
             # The server opens its ports only once the model is loaded: allow 5 minutes for that.
-            startup_probe=_http_probe(status_path, period=5, failures=60),
-            readiness_probe=_http_probe(status_path, period=10, failures=3),
+            startup_probe=workload.http_probe(status_path, period=5, failures=60),
+            readiness_probe=workload.http_probe(status_path, period=10, failures=3),
             liveness_probe=k8s.core.v1.ProbeArgs(
                 tcp_socket=k8s.core.v1.TCPSocketActionArgs(port="grpc"),
                 period_seconds=20,
@@ -268,31 +268,22 @@ class ModelServer(pulumi.ComponentResource):
         )
 
     def _service(self, name: str) -> k8s.core.v1.Service:
-        service = self._args.service
-        load_balancer = service.type is ServiceType.LOAD_BALANCER
-        return k8s.core.v1.Service(
+        return workload.exposed_service(
             name,
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                namespace=self.namespace,
-                labels=self._labels,
-                annotations=dict(self._args.service_annotations) or None,
-            ),
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type=service.type.value,
-                selector=self._selector,
-                ports=[
-                    k8s.core.v1.ServicePortArgs(
-                        name="http",
-                        port=REST_PORT,
-                        target_port="http",
-                        node_port=service.node_port,
-                    ),
-                    k8s.core.v1.ServicePortArgs(name="grpc", port=GRPC_PORT, target_port="grpc"),
-                ],
-                load_balancer_source_ranges=(
-                    service.allowed_source_ranges if load_balancer else None
+            namespace=self.namespace,
+            labels=self._labels,
+            selector=self._selector,
+            service=self._args.service,
+            ports=[
+                k8s.core.v1.ServicePortArgs(
+                    name="http",
+                    port=REST_PORT,
+                    target_port="http",
+                    node_port=self._args.service.node_port,
                 ),
-            ),
+                k8s.core.v1.ServicePortArgs(name="grpc", port=GRPC_PORT, target_port="grpc"),
+            ],
+            load_balancer_annotations=self._args.service_annotations,
             opts=self._child,
         )
 
@@ -309,12 +300,3 @@ class ModelServer(pulumi.ComponentResource):
             ),
             opts=self._child,
         )
-
-
-def _http_probe(path: str, period: int, failures: int) -> k8s.core.v1.ProbeArgs:
-    return k8s.core.v1.ProbeArgs(
-        http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port="http"),
-        period_seconds=period,
-        timeout_seconds=5,
-        failure_threshold=failures,
-    )

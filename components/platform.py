@@ -1,23 +1,25 @@
-"""Where the model server runs: one function per target, each returning the same shape.
+"""Where the system runs: one function per target, each returning the same `Platform` shape.
 
-A target supplies the Kubernetes provider, what every object must wait for, how the Service is
-exposed, and how users reach the endpoint. `__main__.py` picks one by `tfserving:target`.
+A target supplies the Kubernetes provider, what every object must wait for, how images are
+built and shipped to its nodes, how Services are exposed and how users reach them.
+`__main__.py` picks one by `tfserving:target`.
 """
 
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.container_image import ContainerImage, ContainerImageArgs, RegistryLogin
+from components import workload
+from components.container_image import ContainerImage, ContainerImageArgs
 from components.eks_cluster import EksCluster, EksClusterArgs
-from components.model_server import GRPC_PORT, MODELS_ROOT, REST_PORT, ModelServer
+from components.model_server import MODELS_ROOT
 from components.registry import ImageRegistry, ImageRegistryArgs
 from components.settings import (
     ModelSettings,
-    ModelSource,
     ServerSettings,
     ServiceType,
     Settings,
@@ -34,15 +36,57 @@ NLB_ANNOTATIONS = {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}
 
 
 @dataclass(frozen=True)
+class ImageBuild:
+    """An image to build: a context directory and its Dockerfile (text or file)."""
+
+    context: Path
+    dockerfile_inline: str | None = None
+    dockerfile_path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One address users reach a Service on, e.g. REST predict on port `http` + a path."""
+
+    port_name: str
+    port: int
+    path: str = ""
+    scheme: str = "http"
+
+
+@dataclass(frozen=True)
+class Exposure:
+    """A Service to reach from outside the cluster, and the stack outputs that say how."""
+
+    service: k8s.core.v1.Service
+    namespace: pulumi.Input[str]
+    service_type: ServiceType
+    # Output name -> endpoint, e.g. {"predictUrl": Endpoint("http", 8501, "/v1/models/m:predict")}.
+    urls: Mapping[str, Endpoint]
+    port_forward_output: str
+    hostname_output: str | None = None
+
+
+@dataclass(frozen=True)
 class Platform:
     provider: k8s.Provider
+    # Builds an image where this target's nodes can run it (local daemon, or ECR).
+    build_image: Callable[[str, ImageBuild], ContainerImage]
+    # The stack outputs telling users how to reach an exposed Service.
+    expose: Callable[[Exposure], dict[str, pulumi.Input[str]]]
     # Objects on the cluster wait for these, so destroy deletes them before the cluster goes.
     depends_on: Sequence[pulumi.Resource] = ()
     service_annotations: Mapping[str, str] = field(default_factory=dict)
-    # A model image built for this stack (source `image`); None runs the stock server image.
-    model_image: pulumi.Input[str] | None = None
-    # Stack outputs that only this target can give (cluster name, how to reach the endpoint, ...).
-    endpoints: Callable[[ModelServer], Mapping[str, pulumi.Input[str]]] = lambda _: {}
+    # Stack outputs of the target itself (cluster name, kubeconfig, ...).
+    outputs: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
+
+
+def _url(
+    endpoint: Endpoint, host: pulumi.Input[str], port: pulumi.Input[str | int]
+) -> pulumi.Output[str]:
+    if not endpoint.scheme:  # e.g. a gRPC address: host:port
+        return pulumi.Output.format("{0}:{1}", host, port)
+    return pulumi.Output.format("{0}://{1}:{2}{3}", endpoint.scheme, host, port, endpoint.path)
 
 
 def model_dockerfile(model: ModelSettings, server: ServerSettings) -> str:
@@ -58,115 +102,110 @@ def model_dockerfile(model: ModelSettings, server: ServerSettings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def model_image(
-    name: str,
-    settings: Settings,
-    repository: pulumi.Input[str] | None = None,
-    registry: RegistryLogin | None = None,
-) -> ContainerImage:
-    """The model image: pushed to `repository` with `registry`, or loaded into the local daemon."""
-    model = settings.model
-    local_name = "tfserving-model-" + re.sub(r"[^a-z0-9]+", "-", model.name.lower()).strip("-")
-    return ContainerImage(
-        name,
-        ContainerImageArgs(
-            repository=repository if repository is not None else local_name,
-            context=model.directory,
-            dockerfile_inline=model_dockerfile(model, settings.server),
-            registry=registry,
-        ),
-    )
+def model_build(model: ModelSettings, server: ServerSettings) -> ImageBuild:
+    """The model image (source `image`): the SavedModel versions baked into the server image."""
+    return ImageBuild(context=model.directory, dockerfile_inline=model_dockerfile(model, server))
 
 
 def minikube(settings: Settings) -> Platform:
-    """A laptop cluster: the current minikube context, the Service on a NodePort.
+    """A laptop cluster: the current minikube context, Services on NodePorts.
 
-    Model source `image` builds into the Docker daemon the shell points at: run
-    `eval $(minikube -p <profile> docker-env)` first, so the image lands on the minikube node.
+    Images are built into the Docker daemon the shell points at: `make up` runs
+    `eval $(minikube -p <profile> docker-env)` first, so they land on the minikube node and no
+    registry is needed.
     """
     provider = k8s.Provider("minikube", context=settings.kube_context)
     profile = settings.kube_context
-    name = settings.model.name
-    image = (
-        model_image("tfserving-model", settings)
-        if settings.model.source is ModelSource.IMAGE
-        else None
-    )
 
-    def endpoints(server: ModelServer) -> dict[str, pulumi.Input[str]]:
-        kubectl = pulumi.Output.format("kubectl --context {0} -n {1}", profile, server.namespace)
+    def build_image(name: str, build: ImageBuild) -> ContainerImage:
+        return ContainerImage(
+            name,
+            ContainerImageArgs(
+                repository=re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-"),
+                context=build.context,
+                dockerfile_inline=build.dockerfile_inline,
+                dockerfile_path=build.dockerfile_path,
+            ),
+        )
+
+    def expose(exposure: Exposure) -> dict[str, pulumi.Input[str]]:
+        name = workload.name_of(exposure.service)
+        kubectl = pulumi.Output.format("kubectl --context {0} -n {1}", profile, exposure.namespace)
+        ports = {e.port for e in exposure.urls.values()}
         found: dict[str, pulumi.Input[str]] = {
-            "portForwardCommand": pulumi.Output.format(
-                "{0} port-forward svc/{1} {2}:{2}", kubectl, server.service_name, REST_PORT
+            exposure.port_forward_output: pulumi.Output.format(
+                "{0} port-forward svc/{1} {2}",
+                kubectl,
+                name,
+                " ".join(f"{p}:{p}" for p in sorted(ports)),
             )
         }
-        if settings.service.type is ServiceType.NODE_PORT:
-            # The node port may be assigned by Kubernetes, so ask the cluster rather than guess.
-            found["predictUrlCommand"] = pulumi.Output.format(
-                'echo "http://$(minikube -p {0} ip):$({1} get svc {2} '
-                "-o jsonpath='{{.spec.ports[?(@.name==\"http\")].nodePort}}')"
-                '/v1/models/{3}:predict"',
-                profile,
-                kubectl,
-                server.service_name,
-                name,
-            )
-        if image is not None:
-            found["imageRef"] = image.ref
+        if exposure.service_type is ServiceType.NODE_PORT:
+            for output, endpoint in exposure.urls.items():
+                # The node port may be assigned by Kubernetes: ask the cluster, don't guess.
+                node_port = pulumi.Output.format(
+                    "$({0} get svc {1} -o jsonpath='{{.spec.ports[?(@.name==\"{2}\")].nodePort}}')",
+                    kubectl,
+                    name,
+                    endpoint.port_name,
+                )
+                url = _url(endpoint, f"$(minikube -p {profile} ip)", node_port)
+                found[f"{output}Command"] = pulumi.Output.format('echo "{0}"', url)
         return found
 
-    return Platform(
-        provider=provider,
-        model_image=image.ref if image is not None else None,
-        endpoints=endpoints,
-    )
+    return Platform(provider=provider, build_image=build_image, expose=expose)
 
 
 def eks(settings: Settings) -> Platform:
-    """An EKS cluster of its own; the model image in ECR; the Service behind an AWS NLB."""
+    """An EKS cluster of its own; images in ECR; LoadBalancer Services behind AWS NLBs."""
     assert settings.cluster is not None and settings.registry is not None  # eks defaults
+    registry_settings = settings.registry
     cluster_name = f"{pulumi.get_project()}-{pulumi.get_stack()}"
     cluster = EksCluster(
         "tfserving", EksClusterArgs(cluster_name=cluster_name, settings=settings.cluster)
     )
-    registry = image = None
-    if settings.model.source is ModelSource.IMAGE:
-        registry = ImageRegistry("tfserving-model", ImageRegistryArgs(settings.registry))
-        image = model_image("tfserving-model", settings, registry.repository_url, registry.login())
-    load_balancer = settings.service.type is ServiceType.LOAD_BALANCER
     region = pulumi.Config("aws").get("region")
     region_flag = f"--region {region} " if region else ""
-    name = settings.model.name
 
-    def endpoints(server: ModelServer) -> dict[str, pulumi.Input[str]]:
+    def build_image(name: str, build: ImageBuild) -> ContainerImage:
+        # One repository per image: lifecycle rules and scan results stay per image.
+        registry = ImageRegistry(name, ImageRegistryArgs(registry_settings))
+        return ContainerImage(
+            name,
+            ContainerImageArgs(
+                repository=registry.repository_url,
+                context=build.context,
+                dockerfile_inline=build.dockerfile_inline,
+                dockerfile_path=build.dockerfile_path,
+                registry=registry.login(),
+            ),
+        )
+
+    def expose(exposure: Exposure) -> dict[str, pulumi.Input[str]]:
+        if exposure.service_type is not ServiceType.LOAD_BALANCER:
+            return {}
+        host = exposure.service.status.apply(_load_balancer_hostname)
         found: dict[str, pulumi.Input[str]] = {
-            "clusterName": cluster_name,
-            "kubeconfig": cluster.kubeconfig,
-            "kubeconfigCommand": f"aws eks update-kubeconfig {region_flag}--name {cluster_name}",
+            output: _url(endpoint, host, endpoint.port)
+            for output, endpoint in exposure.urls.items()
         }
-        if registry is not None and image is not None:
-            found["repositoryUrl"] = registry.repository_url
-            found["imageRef"] = image.ref
-        if load_balancer:
-            host = server.service.status.apply(_load_balancer_hostname)
-            found["loadBalancerHostname"] = host
-            found["restUrl"] = pulumi.Output.format(
-                "http://{0}:{1}/v1/models/{2}", host, REST_PORT, name
-            )
-            found["predictUrl"] = pulumi.Output.format(
-                "http://{0}:{1}/v1/models/{2}:predict", host, REST_PORT, name
-            )
-            found["grpcExternalAddress"] = pulumi.Output.format("{0}:{1}", host, GRPC_PORT)
+        if exposure.hostname_output:
+            found[exposure.hostname_output] = host
         return found
 
     return Platform(
         provider=cluster.provider,
+        build_image=build_image,
+        expose=expose,
         # Every Kubernetes object waits for these, so destroy removes the objects (and the load
         # balancer a LoadBalancer Service owns) while nodes and cluster are still there.
         depends_on=[*cluster.node_groups, cluster.metrics_server],
-        service_annotations=NLB_ANNOTATIONS if load_balancer else {},
-        model_image=image.ref if image is not None else None,
-        endpoints=endpoints,
+        service_annotations=NLB_ANNOTATIONS,
+        outputs={
+            "clusterName": cluster_name,
+            "kubeconfig": cluster.kubeconfig,
+            "kubeconfigCommand": f"aws eks update-kubeconfig {region_flag}--name {cluster_name}",
+        },
     )
 
 

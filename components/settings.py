@@ -38,6 +38,9 @@ CONFIGMAP_MODEL_BUDGET = CONFIGMAP_MAX_BYTES - 16 * 1024
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _VERSION_DIR = re.compile(r"^\d+$")
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
 _EKS_VERSION = re.compile(r"^1\.\d{2}$")
 # family, generation, processor (g = Graviton/Arm), capabilities, size: m5.large, g4dn.xlarge
 _INSTANCE_TYPE = re.compile(r"^([a-z]+)(\d+)([a-z]?)([a-z-]*)\.([a-z0-9-]+)$")
@@ -243,27 +246,36 @@ class Resources(_Strict):
         return float(parse_quantity(self.limits.cpu))
 
 
+def _pinned_image(value: str) -> str:
+    if "@sha256:" in value:
+        return value
+    last_segment = value.rsplit("/", 1)[-1]
+    if ":" not in last_segment:
+        raise ValueError(f"must be pinned to a tag or digest, got untagged {value!r}")
+    if last_segment.rsplit(":", 1)[1] == "latest":
+        raise ValueError(f"must be pinned to a version, not ':latest', got {value!r}")
+    return value
+
+
 class ServerSettings(_Strict):
     image: str = "tensorflow/serving:2.19.1"
     resources: Resources = Resources()
 
     @field_validator("image")
     @classmethod
-    def _pinned_image(cls, value: str) -> str:
-        if "@sha256:" in value:
-            return value
-        last_segment = value.rsplit("/", 1)[-1]
-        if ":" not in last_segment:
-            raise ValueError(f"must be pinned to a tag or digest, got untagged {value!r}")
-        if last_segment.rsplit(":", 1)[1] == "latest":
-            raise ValueError(f"must be pinned to a version, not ':latest', got {value!r}")
-        return value
+    def _pinned(cls, value: str) -> str:
+        return _pinned_image(value)
 
     @property
     def tag(self) -> str:
-        if "@sha256:" in self.image:
-            return self.image.rsplit("@sha256:", 1)[1][:12]
-        return self.image.rsplit(":", 1)[1]
+        return _image_tag(self.image)
+
+
+def _image_tag(image: str) -> str:
+    """The tag of a pinned image, or the start of its digest (a label value, so short)."""
+    if "@sha256:" in image:
+        return image.rsplit("@sha256:", 1)[1][:12]
+    return image.rsplit(":", 1)[-1]
 
 
 def _cidr(value: str) -> str:
@@ -527,6 +539,126 @@ class RegistrySettings(_Strict):
         return value
 
 
+class Preprocessing(StrEnum):
+    XCEPTION = "xception"  # x/127.5 - 1
+    CAFFE = "caffe"  # BGR minus ImageNet means (ResNet50, VGG)
+    UNIT = "unit"  # x/255
+    NONE = "none"
+
+
+class GatewaySettings(_Strict):
+    """The preprocessing gateway in front of TF Serving (`tfserving:gateway`)."""
+
+    enabled: bool = False
+    # A prebuilt, pinned gateway image; without one the program builds gateway/Dockerfile.
+    image: str | None = None
+    resources: Resources = Resources(
+        requests=ResourceAmounts(cpu="250m", memory="128Mi"),
+        limits=ResourceAmounts(cpu="1", memory="512Mi"),
+    )
+    service: ServiceSettings = ServiceSettings()
+    autoscaling: AutoscalingSettings = AutoscalingSettings.model_validate(
+        {"minReplicas": 1, "maxReplicas": 5, "targetCpuUtilization": 60}
+    )
+    # The model's interface, as the gateway app's GATEWAY_* settings (see gateway/README.md).
+    signature_name: str = Field(default="serving_default", alias="signatureName")
+    input_name: str = Field(default="input_8", alias="inputName")
+    output_name: str = Field(default="dense_7", alias="outputName")
+    image_size: int = Field(default=299, alias="imageSize")
+    preprocessing: Preprocessing = Preprocessing.XCEPTION
+    labels: list[str] | None = None
+    labels_file: str | None = Field(default=None, alias="labelsFile")
+    softmax: bool = True
+    top_k: int = Field(default=3, alias="topK")
+    max_download_bytes: int = Field(default=10 * 1024 * 1024, alias="maxDownloadBytes")
+    download_timeout_seconds: float | int = Field(default=10, alias="downloadTimeoutSeconds")
+    model_deadline_seconds: float | int = Field(default=5, alias="modelDeadlineSeconds")
+    allowed_internal: list[str] = Field(default_factory=list, alias="allowedInternal")
+
+    @field_validator("image")
+    @classmethod
+    def _pinned(cls, value: str | None) -> str | None:
+        return None if value is None else _pinned_image(value)
+
+    @field_validator("preprocessing", mode="before")
+    @classmethod
+    def _known_preprocessing(cls, value: object) -> object:
+        if value not in [p.value for p in Preprocessing]:
+            raise ValueError(f"must be one of xception, caffe, unit, none, got {value!r}")
+        return Preprocessing(value)
+
+    @field_validator("image_size")
+    @classmethod
+    def _size(cls, value: int) -> int:
+        if not 8 <= value <= 4096:
+            raise ValueError(f"must be between 8 and 4096 pixels, got {value}")
+        return value
+
+    @field_validator("max_download_bytes")
+    @classmethod
+    def _download_cap(cls, value: int) -> int:
+        if not 1024 <= value <= 100 * 1024 * 1024:
+            raise ValueError(f"must be between 1024 and 104857600 bytes, got {value}")
+        return value
+
+    @field_validator("download_timeout_seconds", "model_deadline_seconds")
+    @classmethod
+    def _seconds(cls, value: float) -> float:
+        if not 0 < value <= 300:
+            raise ValueError(f"must be more than 0 and at most 300 seconds, got {value}")
+        return value
+
+    @field_validator("allowed_internal")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                if not _HOSTNAME.match(entry):
+                    raise ValueError(
+                        f"entries must be CIDRs or host names, got {entry!r}"
+                    ) from None
+        return value
+
+    @field_validator("top_k")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be >= 1, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _labels_and_top_k(self) -> Self:
+        if self.labels is not None and self.labels_file is not None:
+            raise _at("labelsFile", "cannot be combined with labels: give one of them")
+        labels = self.label_list
+        if labels is not None:
+            if len(labels) < 2 or len(set(labels)) != len(labels):
+                raise _at("labels", f"must hold at least two distinct labels, got {labels}")
+            if any("," in label for label in labels):
+                raise _at("labels", "must not contain commas")
+            if self.top_k > len(labels):
+                raise _at(
+                    "topK", f"must be <= the number of labels ({len(labels)}), got {self.top_k}"
+                )
+        return self
+
+    @property
+    def image_tag(self) -> str:
+        return _image_tag(self.image or "")
+
+    @property
+    def label_list(self) -> list[str] | None:
+        if self.labels_file is None:
+            return self.labels
+        path = Path(self.labels_file)
+        path = path if path.is_absolute() else PROJECT_ROOT / path
+        if not path.is_file():
+            raise _at("labelsFile", f"must be a file with one label per line, {path} is not")
+        return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
 class Settings(_Strict):
     """The whole `tfserving:*` namespace of a stack's config."""
 
@@ -541,6 +673,7 @@ class Settings(_Strict):
     # Target eks only; filled with defaults there (see _eks_defaults), None on minikube.
     cluster: ClusterSettings | None = None
     registry: RegistrySettings | None = None
+    gateway: GatewaySettings = GatewaySettings()
 
     @model_validator(mode="before")
     @classmethod
@@ -571,7 +704,9 @@ class Settings(_Strict):
 
 
 # Keys whose values are objects (arrive from Pulumi as JSON text); the rest are plain strings.
-_STRUCTURED = frozenset({"model", "server", "service", "autoscaling", "cluster", "registry"})
+_STRUCTURED = frozenset(
+    {"model", "server", "service", "autoscaling", "cluster", "registry", "gateway"}
+)
 _SCALAR = frozenset({"target", "namespace", "kubeContext"})
 
 

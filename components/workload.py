@@ -9,7 +9,7 @@ from collections.abc import Mapping
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.settings import AutoscalingSettings, Resources
+from components.settings import AutoscalingSettings, Resources, ServiceSettings, ServiceType
 
 PART_OF = "tfserving"
 RUN_AS_USER = 1000  # the uid KServe also runs the stock tensorflow/serving image as
@@ -140,3 +140,42 @@ def _required_name(metadata: k8s.meta.v1.outputs.ObjectMeta) -> str:
     if metadata.name is None:
         raise ValueError("Kubernetes object has no metadata.name")
     return metadata.name
+
+
+def http_probe(path: str, period: int, failures: int) -> k8s.core.v1.ProbeArgs:
+    return k8s.core.v1.ProbeArgs(
+        http_get=k8s.core.v1.HTTPGetActionArgs(path=path, port="http"),
+        period_seconds=period,
+        timeout_seconds=5,
+        failure_threshold=failures,
+    )
+
+
+def exposed_service(
+    name: str,
+    *,
+    namespace: pulumi.Input[str],
+    labels: Mapping[str, str],
+    selector: Mapping[str, str],
+    service: ServiceSettings,
+    ports: list[k8s.core.v1.ServicePortArgs],
+    load_balancer_annotations: Mapping[str, str],
+    opts: pulumi.ResourceOptions,
+) -> k8s.core.v1.Service:
+    """A workload's Service as configured; cloud load-balancer settings only on LoadBalancer."""
+    load_balancer = service.type is ServiceType.LOAD_BALANCER
+    return k8s.core.v1.Service(
+        name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            namespace=namespace,
+            labels=dict(labels),
+            annotations=dict(load_balancer_annotations) if load_balancer else None,
+        ),
+        spec=k8s.core.v1.ServiceSpecArgs(
+            type=service.type.value,
+            selector=dict(selector),
+            ports=ports,
+            load_balancer_source_ranges=service.allowed_source_ranges if load_balancer else None,
+        ),
+        opts=opts,
+    )

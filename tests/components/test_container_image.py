@@ -139,10 +139,20 @@ def test_minikube_loads_the_image_locally_and_runs_the_plain_tag(render_dev):
     assert set(export) == {"docker"}, "into the local daemon (minikube docker-env)"
     assert "registries" not in image
     (tag,) = image["tags"]
-    assert tag.startswith("tfserving-model-half-plus-two:")
+    assert tag.startswith("tfserving-model:")
     container = _container_image(rendered)
     assert container["image"] == tag, "a local image has no digest to pin"
     # IfNotPresent (the default for a versioned tag): the kubelet uses the node's own copy.
     assert container.get("imagePullPolicy", "IfNotPresent") == "IfNotPresent"
     assert rendered.outputs["imageRef"] == tag
     assert not [r for r in rendered.resources if r["type"].startswith("aws:")]
+
+
+def test_local_byproducts_do_not_change_the_tag(tmp_path):
+    (tmp_path / "app.py").write_text("print('hi')\n")
+    before = content_tag("FROM scratch\n", tmp_path)
+    (tmp_path / "__pycache__").mkdir()
+    (tmp_path / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"\x00\x01")
+    assert content_tag("FROM scratch\n", tmp_path) == before
+    (tmp_path / "app.py").write_text("print('bye')\n")
+    assert content_tag("FROM scratch\n", tmp_path) != before

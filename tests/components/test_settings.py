@@ -323,6 +323,94 @@ EKS_BAD_CONFIGS: list[tuple[str, dict[str, Any], list[str]]] = [
 ]
 
 
+GATEWAY = "tfserving:gateway"
+GATEWAY_BAD_CONFIGS: list[tuple[str, dict[str, Any], list[str]]] = [
+    (
+        "gateway-unknown-key",
+        {GATEWAY: {"enabled": True, "topk": 3}},
+        ["tfserving:gateway.topk is not a known setting"],
+    ),
+    (
+        "gateway-enabled-not-bool",
+        {GATEWAY: {"enabled": "yes"}},
+        ["tfserving:gateway.enabled", "boolean"],
+    ),
+    (
+        "gateway-unknown-preprocessing",
+        {GATEWAY: {"enabled": True, "preprocessing": "imagenet"}},
+        ["tfserving:gateway.preprocessing must be one of xception, caffe, unit, none"],
+    ),
+    (
+        "gateway-image-size",
+        {GATEWAY: {"enabled": True, "imageSize": 4}},
+        ["tfserving:gateway.imageSize must be between 8 and 4096 pixels, got 4"],
+    ),
+    (
+        "gateway-top-k-above-labels",
+        {GATEWAY: {"enabled": True, "labels": ["a", "b"], "topK": 3}},
+        ["tfserving:gateway.topK must be <= the number of labels (2), got 3"],
+    ),
+    (
+        "gateway-duplicate-labels",
+        {GATEWAY: {"enabled": True, "labels": ["a", "a"], "topK": 1}},
+        ["tfserving:gateway.labels must hold at least two distinct labels"],
+    ),
+    (
+        "gateway-labels-and-file",
+        {
+            GATEWAY: {
+                "enabled": True,
+                "labels": ["a", "b"],
+                "topK": 1,
+                "labelsFile": "models/shapes/labels.txt",
+            }
+        },
+        ["tfserving:gateway.labelsFile cannot be combined with labels"],
+    ),
+    (
+        "gateway-labels-file-missing",
+        {GATEWAY: {"enabled": True, "labelsFile": "nope.txt"}},
+        ["tfserving:gateway.labelsFile must be a file with one label per line"],
+    ),
+    (
+        "gateway-latest-image",
+        {GATEWAY: {"enabled": True, "image": "me/gateway:latest"}},
+        ["tfserving:gateway.image must be pinned to a version, not ':latest'"],
+    ),
+    (
+        "gateway-bad-allowlist",
+        {GATEWAY: {"enabled": True, "allowedInternal": ["not a host!"]}},
+        ["tfserving:gateway.allowedInternal", "CIDRs or host names"],
+    ),
+    (
+        "gateway-download-cap",
+        {GATEWAY: {"enabled": True, "maxDownloadBytes": 10}},
+        ["tfserving:gateway.maxDownloadBytes must be between 1024"],
+    ),
+    (
+        "gateway-node-port",
+        {GATEWAY: {"enabled": True, "service": {"type": "NodePort", "nodePort": 2}}},
+        ["tfserving:gateway.service.nodePort must be in the NodePort range"],
+    ),
+    (
+        "gateway-autoscaling",
+        {GATEWAY: {"enabled": True, "autoscaling": {"minReplicas": 3, "maxReplicas": 2}}},
+        ["tfserving:gateway.autoscaling.maxReplicas must be >= minReplicas (3), got 2"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [(c, e) for _, c, e in GATEWAY_BAD_CONFIGS],
+    ids=[i for i, _, _ in GATEWAY_BAD_CONFIGS],
+)
+def test_bad_gateway_config_exits_2_naming_the_key(tmp_path, capsys, changes, expected):
+    stderr = _render_expecting_error(tmp_path, merged(dev_config(), changes), capsys)
+    for text in expected:
+        assert text in stderr
+
+
 def _bad_model_dir(tmp_path: Path, size: int) -> str:
     (tmp_path / "model" / "latest").mkdir(parents=True)
     (tmp_path / "model" / "latest" / "saved_model.pb").write_bytes(os.urandom(size))

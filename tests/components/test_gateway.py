@@ -1,0 +1,127 @@
+"""The gateway tier as rendered from the `gateway` stack (and on eks), names and wiring real."""
+
+import pytest
+
+from scripts.render import render_stack
+from tests.conftest import PROJECT_ROOT, objects_of, one, one_resource, resources_of
+
+GATEWAY_STACK = PROJECT_ROOT / "Pulumi.gateway.yaml"
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    return render_stack(GATEWAY_STACK)
+
+
+def _gateway(rendered, kind):
+    found = [
+        o
+        for o in objects_of(rendered, kind)
+        if o["metadata"]["labels"]["app.kubernetes.io/name"] == "gateway"
+    ]
+    assert len(found) == 1, f"expected one gateway {kind}"
+    return found[0]
+
+
+def test_gateway_settings_reach_the_app_as_environment(rendered):
+    env = _gateway(rendered, "ConfigMap")["data"]
+    headless = one(rendered, "Service", "tfserving-grpc-")["metadata"]["name"]
+    assert env["GATEWAY_TF_SERVING_TARGET"] == (
+        f"dns:///{headless}.tfserving.svc.cluster.local:8500"
+    )
+    assert env["GATEWAY_TF_SERVING_TARGET"] == rendered.outputs["grpcAddress"]
+    assert env["GATEWAY_MODEL_NAME"] == "shapes"
+    assert (env["GATEWAY_INPUT_NAME"], env["GATEWAY_OUTPUT_NAME"]) == ("image", "probabilities")
+    assert (env["GATEWAY_IMAGE_SIZE"], env["GATEWAY_PREPROCESSING"]) == ("64", "unit")
+    labels = (PROJECT_ROOT / "models/shapes/labels.txt").read_text().split()
+    assert env["GATEWAY_LABELS"].split(",") == labels
+    assert env["GATEWAY_SOFTMAX"] == "false"
+    # Decode threads follow the CPU limit (1), not the node's cores.
+    assert env["GATEWAY_WORKER_THREADS"] == "1"
+    assert env["PORT"] == "9696"
+
+
+def test_gateway_deployment_uses_its_configmap_probes_and_is_hardened(rendered):
+    deployment = _gateway(rendered, "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    env_name = _gateway(rendered, "ConfigMap")["metadata"]["name"]
+    assert container["envFrom"] == [{"configMapRef": {"name": env_name}}]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["ports"] == [{"name": "http", "containerPort": 9696}]
+    assert container["resources"]["limits"] == {"cpu": "1", "memory": "512Mi"}
+    assert container["securityContext"]["runAsNonRoot"] is True
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    # Built into minikube's daemon and run by its content tag.
+    assert container["image"].startswith("tfserving-gateway:")
+    tag = container["image"].split(":", 1)[1]
+    assert deployment["metadata"]["labels"]["app.kubernetes.io/version"] == tag
+
+
+def test_gateway_service_and_hpa_target_the_gateway(rendered):
+    deployment = _gateway(rendered, "Deployment")
+    service = _gateway(rendered, "Service")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["type"] == "NodePort"
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http", "nodePort": 30002}
+    ]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    model_pods = one(rendered, "Deployment", "tfserving-server-")
+    assert not service["spec"]["selector"].items() <= (
+        model_pods["spec"]["template"]["metadata"]["labels"].items()
+    ), "selects only gateways"
+    hpa = _gateway(rendered, "HorizontalPodAutoscaler")
+    assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 5)
+    assert rendered.outputs["gatewayHpaName"] == hpa["metadata"]["name"]
+
+
+def test_model_server_is_internal_when_the_gateway_fronts_it(rendered):
+    service = one(rendered, "Service", "tfserving-server-")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert "predictUrlCommand" not in rendered.outputs
+    assert "minikube" in rendered.outputs["gatewayUrlCommand"]
+
+
+def test_gateway_image_is_built_from_its_own_folder(rendered):
+    image = one_resource(rendered, "docker-build:index:Image", "tfserving-gateway")
+    assert image["inputs"]["context"] == {"location": "gateway"}
+    assert image["inputs"]["dockerfile"]["location"] == "gateway/Dockerfile"
+    assert image["inputs"]["push"] is False
+
+
+def test_gateway_off_by_default(render_dev):
+    rendered = render_dev()
+    assert [
+        o
+        for o in rendered.kubernetes_objects
+        if o["metadata"].get("labels", {}).get("app.kubernetes.io/name") == "gateway"
+    ] == []
+    assert resources_of(rendered, "tfserving:index:Gateway") == []
+
+
+def test_on_eks_the_gateway_image_goes_to_its_own_ecr_repository(render_eks):
+    rendered = render_eks(
+        {
+            "tfserving:gateway": {
+                "enabled": True,
+                "service": {"type": "LoadBalancer", "allowedSourceRanges": ["198.51.100.0/24"]},
+            }
+        }
+    )
+    repositories = [r["name"] for r in resources_of(rendered, "aws:ecr/repository:Repository")]
+    assert sorted(repositories) == ["tfserving-gateway", "tfserving-model"]
+    image = one_resource(rendered, "docker-build:index:Image", "tfserving-gateway")
+    assert image["inputs"]["push"] is True
+    service = _gateway(rendered, "Service")
+    assert service["spec"]["loadBalancerSourceRanges"] == ["198.51.100.0/24"]
+    assert service["metadata"]["annotations"] == {
+        "service.beta.kubernetes.io/aws-load-balancer-type": "nlb"
+    }
+    (container,) = _gateway(rendered, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "@sha256:" in container["image"], "pushed images run digest-pinned"
+    assert rendered.outputs["gatewayUrl"].startswith("http://")
+    node_groups = {r["urn"] for r in resources_of(rendered, "eks:index:ManagedNodeGroup")}
+    for resource in resources_of(rendered, "kubernetes:apps/v1:Deployment"):
+        assert node_groups <= set(resource["dependencies"])
