@@ -1,0 +1,377 @@
+"""The policy pack: the stack renders pass, each crafted violation fails with a clear message."""
+
+import copy
+import functools
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import empty_pb2, struct_pb2
+from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
+
+from policy import rules
+from scripts.render import render_stack
+
+REPO = Path(__file__).resolve().parents[2]
+STACK_FILES = sorted(REPO.glob("Pulumi.*.yaml"))
+DIGEST = "sha256:" + "ab" * 32
+
+
+@functools.cache
+def rendered(stack_file: Path) -> Any:
+    return render_stack(stack_file)
+
+
+@pytest.fixture(scope="module", params=STACK_FILES, ids=lambda p: p.name)
+def render(request: pytest.FixtureRequest) -> Any:
+    return rendered(request.param)
+
+
+def test_there_is_a_stack_to_check() -> None:
+    assert any(p.name == "Pulumi.dev.yaml" for p in STACK_FILES)
+
+
+def test_every_rendered_resource_passes_every_rule(render: Any) -> None:
+    found = {
+        f"{r['type']} {r['name']}": rules.violations(r["type"], r["inputs"], r["name"])
+        for r in render.resources
+    }
+    assert {k: v for k, v in found.items() if v} == {}
+
+
+def test_the_rules_had_something_to_check_in_each_render(render: Any) -> None:
+    # A render without the workload would pass vacuously: make sure the checked kinds are there.
+    types = {r["type"] for r in render.resources}
+    assert rules.DEPLOYMENT in types
+    assert types & rules.HPA_TYPES
+    assert rules.SERVICE in types
+    if render.stack == "eks":
+        assert {rules.ECR_REPOSITORY, rules.EKS_CLUSTER} <= types
+
+
+# --- crafted violations ---------------------------------------------------------------------
+
+
+def deployment(**container_overrides: Any) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": "app",
+        "image": "tensorflow/serving:2.19.1",
+        "resources": {
+            "requests": {"cpu": "250m", "memory": "256Mi"},
+            "limits": {"cpu": "1", "memory": "1Gi"},
+        },
+        "readinessProbe": {"httpGet": {"path": "/v1/models/m", "port": 8501}},
+        "securityContext": {"runAsNonRoot": True},
+    }
+    container.update(container_overrides)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "spec": {"template": {"spec": {"containers": [container]}}},
+    }
+
+
+def messages(resource_type: str, props: dict[str, Any], name: str = "web") -> list[str]:
+    return rules.violations(resource_type, props, name)
+
+
+def assert_one(found: list[str], rule: str, *fragments: str) -> None:
+    assert len(found) == 1, found
+    assert found[0].startswith(f"{rule}: ")
+    for fragment in fragments:
+        assert fragment in found[0], found[0]
+
+
+def test_the_crafted_deployment_is_compliant() -> None:
+    assert messages(rules.DEPLOYMENT, deployment()) == []
+
+
+@pytest.mark.parametrize(
+    ("section", "resource"),
+    [("requests", "cpu"), ("requests", "memory"), ("limits", "cpu"), ("limits", "memory")],
+)
+def test_missing_request_or_limit(section: str, resource: str) -> None:
+    d = deployment()
+    del d["spec"]["template"]["spec"]["containers"][0]["resources"][section][resource]
+    assert_one(
+        messages(rules.DEPLOYMENT, d),
+        "container-resources",
+        "kubernetes:apps/v1:Deployment 'web'",
+        "container 'app'",
+        f"no {section}.{resource}",
+    )
+
+
+def test_init_containers_need_resources_too() -> None:
+    d = deployment()
+    init = {"name": "fetch", "image": "busybox:1.37", "securityContext": {"runAsUser": 1000}}
+    d["spec"]["template"]["spec"]["initContainers"] = [init]
+    assert_one(
+        messages(rules.DEPLOYMENT, d),
+        "container-resources",
+        "initContainer 'fetch'",
+        "no requests.cpu, requests.memory, limits.cpu, limits.memory",
+    )
+
+
+@pytest.mark.parametrize(
+    ("image", "why"),
+    [
+        ("tensorflow/serving:latest", "uses :latest"),
+        ("tensorflow/serving", "untagged"),
+        ("registry.local:5000/serving", "untagged"),
+        ("tensorflow/serving@sha256:abc", "malformed digest"),
+    ],
+)
+def test_unpinned_images(image: str, why: str) -> None:
+    assert_one(
+        messages(rules.DEPLOYMENT, deployment(image=image)),
+        "image-pinned",
+        f"image '{image}'",
+        why,
+    )
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        "tensorflow/serving:2.19.1",
+        "registry.local:5000/serving:1.0",
+        f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/tfserving@{DIGEST}",
+        f"123456789012.dkr.ecr.eu-west-1.amazonaws.com/tfserving:abc123@{DIGEST}",
+    ],
+)
+def test_pinned_images_pass(image: str) -> None:
+    assert rules.check_image_pinned(rules.DEPLOYMENT, deployment(image=image), "web") == []
+
+
+@pytest.mark.parametrize(
+    ("pod_sc", "container_sc", "why"),
+    [
+        (None, None, "neither runAsNonRoot"),
+        ({"runAsNonRoot": False}, None, "neither runAsNonRoot"),
+        ({"runAsNonRoot": True}, {"runAsUser": 0}, "runAsUser is 0"),
+        ({"runAsUser": 1000}, {"runAsUser": 0}, "runAsUser is 0"),
+        ({"runAsNonRoot": True}, {"runAsNonRoot": False}, "neither runAsNonRoot"),
+    ],
+)
+def test_root_containers(pod_sc: Any, container_sc: Any, why: str) -> None:
+    d = deployment(securityContext=container_sc)
+    if pod_sc is not None:
+        d["spec"]["template"]["spec"]["securityContext"] = pod_sc
+    assert_one(messages(rules.DEPLOYMENT, d), "run-as-non-root", "container 'app'", why)
+
+
+@pytest.mark.parametrize(
+    ("pod_sc", "container_sc"),
+    [({"runAsNonRoot": True}, None), ({"runAsUser": 1000}, None), (None, {"runAsUser": 65534})],
+)
+def test_non_root_from_pod_or_container(pod_sc: Any, container_sc: Any) -> None:
+    d = deployment(securityContext=container_sc)
+    if pod_sc is not None:
+        d["spec"]["template"]["spec"]["securityContext"] = pod_sc
+    assert rules.check_run_as_non_root(rules.DEPLOYMENT, d, "web") == []
+
+
+def test_pods_and_cronjobs_are_checked_like_deployments() -> None:
+    bad = {"name": "c", "image": "busybox", "securityContext": {"runAsUser": 1}}
+    pod = {"spec": {"containers": [bad]}}
+    cron = {"spec": {"jobTemplate": {"spec": {"template": {"spec": {"containers": [bad]}}}}}}
+    for type_, props in (("kubernetes:core/v1:Pod", pod), ("kubernetes:batch/v1:CronJob", cron)):
+        found = messages(type_, props)
+        assert {m.split(":", 1)[0] for m in found} == {"container-resources", "image-pinned"}
+
+
+def test_deployment_without_readiness_probe() -> None:
+    d = deployment()
+    del d["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+    assert_one(
+        messages(rules.DEPLOYMENT, d), "readiness-probe", "Deployment 'web'", "container 'app'"
+    )
+
+
+def hpa(spec: dict[str, Any], version: str = "v2") -> tuple[str, dict[str, Any]]:
+    return f"kubernetes:autoscaling/{version}:HorizontalPodAutoscaler", {"spec": spec}
+
+
+CPU_METRIC = {
+    "type": "Resource",
+    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 60}},
+}
+
+
+@pytest.mark.parametrize(
+    ("spec", "why"),
+    [
+        ({"minReplicas": 3, "maxReplicas": 2, "metrics": [CPU_METRIC]}, "minReplicas (3)"),
+        ({"minReplicas": 0, "maxReplicas": 2, "metrics": [CPU_METRIC]}, "minReplicas (0)"),
+        ({"minReplicas": 1, "metrics": [CPU_METRIC]}, "no maxReplicas"),
+        ({"minReplicas": 1, "maxReplicas": 3}, "no CPU target"),
+        (
+            {
+                "maxReplicas": 3,
+                "metrics": [{"type": "Resource", "resource": {"name": "memory", "target": {}}}],
+            },
+            "no CPU target",
+        ),
+    ],
+)
+def test_bad_hpas(spec: dict[str, Any], why: str) -> None:
+    type_, props = hpa(spec)
+    assert_one(messages(type_, props, "scale"), "hpa", f"{type_} 'scale'", why)
+
+
+def test_good_hpas() -> None:
+    ok_v2 = hpa({"maxReplicas": 4, "metrics": [CPU_METRIC]})
+    ok_v1 = hpa({"maxReplicas": 4, "targetCPUUtilizationPercentage": 50}, "v1")
+    assert rules.check_hpa(*ok_v2, "a") == []
+    assert rules.check_hpa(*ok_v1, "b") == []
+
+
+def service(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"spec": {"ports": [{"port": 8501}], **spec}}
+
+
+def test_load_balancer_without_source_ranges() -> None:
+    assert_one(
+        messages(rules.SERVICE, service({"type": "LoadBalancer"}), "tfserving"),
+        "loadbalancer-source-ranges",
+        "kubernetes:core/v1:Service 'tfserving'",
+        "without loadBalancerSourceRanges",
+    )
+    bad_cidr = service({"type": "LoadBalancer", "loadBalancerSourceRanges": ["10.0.0.0/33"]})
+    assert_one(messages(rules.SERVICE, bad_cidr), "loadbalancer-source-ranges", "not a CIDR")
+
+
+def test_services_that_pass() -> None:
+    for spec in (
+        {"type": "LoadBalancer", "loadBalancerSourceRanges": ["203.0.113.0/24"]},
+        {"type": "NodePort"},
+        {"clusterIP": "None"},
+    ):
+        assert rules.check_load_balancer_source_ranges(rules.SERVICE, service(spec), "s") == []
+
+
+def test_ecr_repository() -> None:
+    good = {"imageScanningConfiguration": {"scanOnPush": True}, "imageTagMutability": "IMMUTABLE"}
+    assert messages(rules.ECR_REPOSITORY, good) == []
+    no_scan = {**good, "imageScanningConfiguration": {"scanOnPush": False}}
+    assert_one(messages(rules.ECR_REPOSITORY, no_scan, "models"), "ecr-repository", "scanOnPush")
+    mutable = {k: v for k, v in good.items() if k != "imageTagMutability"}
+    assert_one(messages(rules.ECR_REPOSITORY, mutable), "ecr-repository", "MUTABLE (default)")
+
+
+def test_eks_cluster_nodes_must_not_get_public_ips() -> None:
+    good = {
+        "nodeAssociatePublicIpAddress": False,
+        "publicSubnetIds": ["a"],
+        "privateSubnetIds": ["b"],
+    }
+    assert messages(rules.EKS_CLUSTER, good) == []
+    for bad in ({**good, "nodeAssociatePublicIpAddress": True}, {"privateSubnetIds": ["b"]}):
+        assert_one(
+            messages(rules.EKS_CLUSTER, bad, "cluster"),
+            "eks-private-nodes",
+            "eks:index:Cluster 'cluster'",
+            "nodeAssociatePublicIpAddress must be false",
+        )
+    public_only = {"nodeAssociatePublicIpAddress": False, "publicSubnetIds": ["a"]}
+    assert_one(messages(rules.EKS_CLUSTER, public_only), "eks-private-nodes", "public subnets")
+
+
+def test_managed_node_groups_name_their_subnets() -> None:
+    assert messages(rules.EKS_MANAGED_NODE_GROUP, {"subnetIds": ["subnet-1"]}) == []
+    assert_one(
+        messages(rules.EKS_MANAGED_NODE_GROUP, {"instanceTypes": ["m5.large"]}, "cpu"),
+        "eks-private-nodes",
+        "eks:index:ManagedNodeGroup 'cpu'",
+        "no subnetIds",
+    )
+
+
+def test_launch_templates_do_not_ask_for_public_ips() -> None:
+    nic = {"associatePublicIpAddress": "true"}
+    assert_one(
+        messages(rules.LAUNCH_TEMPLATE, {"networkInterfaces": [nic]}, "nodes"),
+        "eks-private-nodes",
+        "networkInterfaces[0].associatePublicIpAddress",
+    )
+    private = {"networkInterfaces": [{"associatePublicIpAddress": "false"}]}
+    assert messages(rules.LAUNCH_TEMPLATE, private) == []
+
+
+def test_a_rendered_deployment_broken_in_four_ways_fails_four_rules() -> None:
+    original = next(
+        r for r in rendered(REPO / "Pulumi.dev.yaml").resources if r["type"] == rules.DEPLOYMENT
+    )
+    props = copy.deepcopy(original["inputs"])
+    container = props["spec"]["template"]["spec"]["containers"][0]
+    container["image"] = "tensorflow/serving:latest"
+    del container["resources"]["limits"]
+    del container["readinessProbe"]
+    container["securityContext"]["runAsUser"] = 0
+    found = rules.violations(rules.DEPLOYMENT, props, original["name"])
+    assert sorted(m.split(":", 1)[0] for m in found) == [
+        "container-resources",
+        "image-pinned",
+        "readiness-probe",
+        "run-as-non-root",
+    ]
+    assert all(f"Deployment '{original['name']}'" in m for m in found)
+
+
+# --- the pack itself, over the analyzer protocol the Pulumi engine speaks -------------------
+
+
+@pytest.fixture(scope="module")
+def analyzer() -> Iterator[Any]:
+    # Pulumi starts a Python pack as `python -u .` in its directory; it prints its gRPC port.
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "."], cwd=REPO / "policy", stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield analyzer_pb2_grpc.AnalyzerStub(channel)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def analyze(stub: Any, type_: str, props: dict[str, Any]) -> list[Any]:
+    struct = struct_pb2.Struct()
+    struct.update(props)
+    urn = f"urn:pulumi:dev::tfserving::{type_}::web"
+    request = analyzer_pb2.AnalyzeRequest(type=type_, properties=struct, urn=urn, name="web")
+    return list(stub.Analyze(request, timeout=10).diagnostics)
+
+
+def test_the_pack_declares_every_rule_as_mandatory(analyzer: Any) -> None:
+    info = analyzer.GetAnalyzerInfo(empty_pb2.Empty(), timeout=10)
+    assert info.name == "tfserving-policies"
+    assert [p.name for p in info.policies] == [r.name for r in rules.RULES]
+    assert {p.enforcementLevel for p in info.policies} == {analyzer_pb2.MANDATORY}
+
+
+def test_the_pack_reports_violations_as_mandatory(analyzer: Any) -> None:
+    assert analyze(analyzer, rules.DEPLOYMENT, deployment()) == []
+    found = analyze(analyzer, rules.DEPLOYMENT, deployment(image="tensorflow/serving:latest"))
+    assert [(d.policyName, d.enforcementLevel) for d in found] == [
+        ("image-pinned", analyzer_pb2.MANDATORY)
+    ]
+    assert "uses :latest" in found[0].message
+
+
+def test_unknown_values_during_preview_are_advisory_not_failures(analyzer: Any) -> None:
+    # The engine's sentinel for a string not known before the update (e.g. a freshly built image).
+    unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+    found = analyze(analyzer, rules.DEPLOYMENT, deployment(image=unknown))
+    assert [(d.policyName, d.enforcementLevel) for d in found] == [
+        ("image-pinned", analyzer_pb2.ADVISORY)
+    ]
+    assert "during preview" in found[0].message
