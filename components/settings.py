@@ -18,6 +18,7 @@ from pulumi.runtime import config as runtime_config
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
@@ -63,6 +64,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=False)
 
 
+def _choice(options: type[StrEnum]) -> BeforeValidator:
+    """Accept exactly one of an enum's values, naming them all when the value is something else."""
+    allowed = [member.value for member in options]
+
+    def check(value: object) -> object:
+        if value not in allowed:
+            raise ValueError(f"must be one of {', '.join(allowed)}, got {value!r}")
+        return options(value)
+
+    return BeforeValidator(check)
+
+
 def _dns_label(value: str) -> str:
     if len(value) > 63 or not _DNS_LABEL.match(value):
         raise ValueError(
@@ -104,7 +117,7 @@ class ModelFile(BaseModel):
 
 class ModelSettings(_Strict):
     name: str = "half_plus_two"
-    source: ModelSource = ModelSource.CONFIGMAP
+    source: Annotated[ModelSource, _choice(ModelSource)] = ModelSource.CONFIGMAP
     path: str | None = "models/half_plus_two"
     uri: str | None = None
 
@@ -126,9 +139,7 @@ class ModelSettings(_Strict):
                 "must not be s3: TF Serving removed S3 support in 2.7, so it cannot read "
                 "s3:// paths; use source: image (the model is baked into an image in ECR)"
             )
-        if value not in [s.value for s in ModelSource]:
-            raise ValueError(f"must be one of configmap, image, gcs, got {value!r}")
-        return ModelSource(value)
+        return value
 
     @field_validator("uri")
     @classmethod
@@ -292,17 +303,10 @@ Cidr = Annotated[str, AfterValidator(_cidr)]
 
 
 class ServiceSettings(_Strict):
-    type: ServiceType = ServiceType.NODE_PORT
+    type: Annotated[ServiceType, _choice(ServiceType)] = ServiceType.NODE_PORT
     node_port: int | None = Field(default=None, alias="nodePort")
     # Who may reach the cloud load balancer (Service loadBalancerSourceRanges).
     allowed_source_ranges: list[Cidr] | None = Field(default=None, alias="allowedSourceRanges")
-
-    @field_validator("type", mode="before")
-    @classmethod
-    def _known_type(cls, value: object) -> object:
-        if value not in [t.value for t in ServiceType]:
-            raise ValueError(f"must be one of NodePort, LoadBalancer, ClusterIP, got {value!r}")
-        return ServiceType(value)
 
     @field_validator("node_port")
     @classmethod
@@ -407,7 +411,9 @@ class NodeGroupSettings(_Strict):
     min_size: Annotated[int, Field(alias="minSize")] = 1
     desired_size: Annotated[int, Field(alias="desiredSize")] = 2
     max_size: Annotated[int, Field(alias="maxSize")] = 4
-    capacity_type: Annotated[CapacityType, Field(alias="capacityType")] = CapacityType.ON_DEMAND
+    capacity_type: Annotated[CapacityType, Field(alias="capacityType"), _choice(CapacityType)] = (
+        CapacityType.ON_DEMAND
+    )
     # NVIDIA AMI, a nvidia.com/gpu=true:NoSchedule taint and a matching label.
     gpu: bool = False
 
@@ -422,13 +428,6 @@ class NodeGroupSettings(_Strict):
         if not value:
             raise ValueError("must list at least one instance type, e.g. [m5.large]")
         return value
-
-    @field_validator("capacity_type", mode="before")
-    @classmethod
-    def _known_capacity(cls, value: object) -> object:
-        if value not in [c.value for c in CapacityType]:
-            raise ValueError(f"must be one of ON_DEMAND, SPOT, got {value!r}")
-        return CapacityType(value)
 
     @field_validator("min_size")
     @classmethod
@@ -457,7 +456,9 @@ class ClusterSettings(_Strict):
 
     version: str = "1.34"
     availability_zones: Annotated[int, Field(alias="availabilityZones")] = 2
-    nat_gateways: Annotated[NatGateways, Field(alias="natGateways")] = NatGateways.SINGLE
+    nat_gateways: Annotated[NatGateways, Field(alias="natGateways"), _choice(NatGateways)] = (
+        NatGateways.SINGLE
+    )
     node_groups: Annotated[list[NodeGroupSettings], Field(alias="nodeGroups")] = [
         NodeGroupSettings(name="cpu")
     ]
@@ -486,13 +487,6 @@ class ClusterSettings(_Strict):
                 f"zones), got {value}"
             )
         return value
-
-    @field_validator("nat_gateways", mode="before")
-    @classmethod
-    def _known_nat(cls, value: object) -> object:
-        if value not in [n.value for n in NatGateways]:
-            raise ValueError(f"must be one of single, onePerAz, got {value!r}")
-        return NatGateways(value)
 
     @field_validator("admin_role_arns")
     @classmethod
@@ -565,7 +559,7 @@ class GatewaySettings(_Strict):
     input_name: str = Field(default="input_8", alias="inputName")
     output_name: str = Field(default="dense_7", alias="outputName")
     image_size: int = Field(default=299, alias="imageSize")
-    preprocessing: Preprocessing = Preprocessing.XCEPTION
+    preprocessing: Annotated[Preprocessing, _choice(Preprocessing)] = Preprocessing.XCEPTION
     labels: list[str] | None = None
     labels_file: str | None = Field(default=None, alias="labelsFile")
     softmax: bool = True
@@ -579,13 +573,6 @@ class GatewaySettings(_Strict):
     @classmethod
     def _pinned(cls, value: str | None) -> str | None:
         return None if value is None else _pinned_image(value)
-
-    @field_validator("preprocessing", mode="before")
-    @classmethod
-    def _known_preprocessing(cls, value: object) -> object:
-        if value not in [p.value for p in Preprocessing]:
-            raise ValueError(f"must be one of xception, caffe, unit, none, got {value!r}")
-        return Preprocessing(value)
 
     @field_validator("image_size")
     @classmethod
@@ -662,7 +649,7 @@ class GatewaySettings(_Strict):
 class Settings(_Strict):
     """The whole `tfserving:*` namespace of a stack's config."""
 
-    target: Target = Target.MINIKUBE
+    target: Annotated[Target, _choice(Target)] = Target.MINIKUBE
     namespace: str = NAMESPACE
     kube_context: str = Field(default="minikube", alias="kubeContext")
     # No class-level default: the default model directory is checked at parse time, not import.
@@ -681,13 +668,6 @@ class Settings(_Strict):
         if isinstance(data, dict) and data.get("target") == Target.EKS.value:
             data = {"cluster": {}, "registry": {}, **data}
         return data
-
-    @field_validator("target", mode="before")
-    @classmethod
-    def _known_target(cls, value: object) -> object:
-        if value not in [t.value for t in Target]:
-            raise ValueError(f"must be one of minikube, eks, got {value!r}")
-        return Target(value)
 
     @field_validator("namespace")
     @classmethod
