@@ -87,31 +87,18 @@ class Gateway(pulumi.ComponentResource):
         deployment = k8s.apps.v1.Deployment(
             f"{name}-gateway",
             metadata=metadata(),
-            spec=k8s.apps.v1.DeploymentSpecArgs(
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
-                strategy=workload.rolling_update(),
-                revision_history_limit=5,
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(
-                        labels=labels,
-                        annotations={
-                            "prometheus.io/scrape": "true",
-                            "prometheus.io/port": str(PORT),
-                            "prometheus.io/path": "/metrics",
-                        },
-                    ),
-                    spec=k8s.core.v1.PodSpecArgs(
-                        automount_service_account_token=False,
-                        security_context=workload.pod_security_context(),
-                        containers=[_container(args, env)],
-                        volumes=[
-                            k8s.core.v1.VolumeArgs(
-                                name="tmp",
-                                empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi"),
-                            )
-                        ],
-                    ),
-                ),
+            spec=workload.deployment_spec(
+                selector=selector,
+                labels=labels,
+                containers=[_container(args, env)],
+                volumes=[
+                    k8s.core.v1.VolumeArgs(
+                        name="tmp",
+                        empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi"),
+                    )
+                ],
+                metrics_port=PORT,
+                metrics_path="/metrics",
             ),
             opts=child,
         )
@@ -129,19 +116,14 @@ class Gateway(pulumi.ComponentResource):
             load_balancer_annotations=args.service_annotations,
             opts=child,
         )
-        hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+        hpa = workload.autoscale(
             f"{name}-gateway",
+            deployment,
+            gateway.autoscaling,
             metadata=metadata(),
-            spec=workload.cpu_autoscaler_spec(deployment, gateway.autoscaling),
+            selector=selector,
             opts=child,
         )
-        if gateway.autoscaling.min_replicas > 1:
-            k8s.policy.v1.PodDisruptionBudget(
-                f"{name}-gateway",
-                metadata=metadata(),
-                spec=workload.disruption_budget_spec(selector),
-                opts=child,
-            )
         self.deployment_name = workload.name_of(deployment)
         self.service_name = workload.name_of(self.service)
         self.hpa_name = workload.name_of(hpa)

@@ -114,20 +114,14 @@ class ModelServer(pulumi.ComponentResource):
         deployment = self._deployment(name, env, monitoring, model_files)
         self.service = self._service(f"{name}-server")
         grpc_service = self._headless_grpc_service(f"{name}-grpc")
-        hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+        hpa = workload.autoscale(
             f"{name}-server",
+            deployment,
+            args.autoscaling,
             metadata=self._metadata(),
-            spec=workload.cpu_autoscaler_spec(deployment, args.autoscaling),
+            selector=self._selector,
             opts=self._child,
         )
-        if args.autoscaling.min_replicas > 1:
-            k8s.policy.v1.PodDisruptionBudget(
-                f"{name}-server",
-                metadata=self._metadata(),
-                spec=workload.disruption_budget_spec(self._selector),
-                opts=self._child,
-            )
-
         self.deployment_name = workload.name_of(deployment)
         self.service_name = workload.name_of(self.service)
         self.grpc_service_name = workload.name_of(grpc_service)
@@ -228,27 +222,13 @@ class ModelServer(pulumi.ComponentResource):
         return k8s.apps.v1.Deployment(
             f"{name}-server",
             metadata=self._metadata(),
-            spec=k8s.apps.v1.DeploymentSpecArgs(
-                # No replicas: the HPA owns the count; setting it here would fight every update.
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=self._selector),
-                strategy=workload.rolling_update(),
-                revision_history_limit=5,
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(
-                        labels=self._labels,
-                        annotations={
-                            "prometheus.io/scrape": "true",
-                            "prometheus.io/port": str(REST_PORT),
-                            "prometheus.io/path": METRICS_PATH,
-                        },
-                    ),
-                    spec=k8s.core.v1.PodSpecArgs(
-                        automount_service_account_token=False,
-                        security_context=workload.pod_security_context(),
-                        containers=[container],
-                        volumes=volumes,
-                    ),
-                ),
+            spec=workload.deployment_spec(
+                selector=self._selector,
+                labels=self._labels,
+                containers=[container],
+                volumes=volumes,
+                metrics_port=REST_PORT,
+                metrics_path=METRICS_PATH,
             ),
             opts=self._child,
         )

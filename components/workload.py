@@ -179,3 +179,57 @@ def exposed_service(
         ),
         opts=opts,
     )
+
+
+def deployment_spec(
+    *,
+    selector: Mapping[str, str],
+    labels: Mapping[str, str],
+    containers: list[k8s.core.v1.ContainerArgs],
+    volumes: list[k8s.core.v1.VolumeArgs],
+    metrics_port: int,
+    metrics_path: str,
+) -> k8s.apps.v1.DeploymentSpecArgs:
+    """A hardened, Prometheus-annotated Deployment spec that never goes below its replica count."""
+    return k8s.apps.v1.DeploymentSpecArgs(
+        # No replicas: the HPA owns the count; setting it here would fight every update.
+        selector=k8s.meta.v1.LabelSelectorArgs(match_labels=dict(selector)),
+        strategy=rolling_update(),
+        revision_history_limit=5,
+        template=k8s.core.v1.PodTemplateSpecArgs(
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                labels=dict(labels),
+                annotations={
+                    "prometheus.io/scrape": "true",
+                    "prometheus.io/port": str(metrics_port),
+                    "prometheus.io/path": metrics_path,
+                },
+            ),
+            spec=k8s.core.v1.PodSpecArgs(
+                automount_service_account_token=False,
+                security_context=pod_security_context(),
+                containers=containers,
+                volumes=volumes,
+            ),
+        ),
+    )
+
+
+def autoscale(
+    name: str,
+    deployment: k8s.apps.v1.Deployment,
+    autoscaling: AutoscalingSettings,
+    *,
+    metadata: k8s.meta.v1.ObjectMetaArgs,
+    selector: Mapping[str, str],
+    opts: pulumi.ResourceOptions,
+) -> k8s.autoscaling.v2.HorizontalPodAutoscaler:
+    """The HPA for a Deployment, plus a PodDisruptionBudget once it keeps more than one pod."""
+    hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
+        name, metadata=metadata, spec=cpu_autoscaler_spec(deployment, autoscaling), opts=opts
+    )
+    if autoscaling.min_replicas > 1:
+        k8s.policy.v1.PodDisruptionBudget(
+            name, metadata=metadata, spec=disruption_budget_spec(selector), opts=opts
+        )
+    return hpa
