@@ -4,6 +4,8 @@
 #   make preview|up|destroy|render|smoke STACK=dev|eks|gateway
 #   make loadtest STACK=dev DURATION=60s   Locust, headless, step load; prints the summary
 #   make autoscale-demo STACK=dev          load + watch the HPA -> build/<stack>/autoscale/*.csv,png
+#   make bench                             gateway throughput, latency and CPU per request
+#   make proto                             regenerate the gateway's TF Serving protobuf code
 
 STACK ?= dev
 PYTHON ?= python3
@@ -19,7 +21,7 @@ export PULUMI_CONFIG_PASSPHRASE ?= tfserving-dev-only
 export PULUMI_SKIP_UPDATE_CHECK := true
 
 .PHONY: help dev test lint typecheck pytest render preview up destroy smoke stack tools minikube \
-	loadtest autoscale-demo clean
+	loadtest autoscale-demo bench proto clean
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -81,6 +83,12 @@ loadtest: $(BIN)/.installed
 
 autoscale-demo: $(BIN)/.installed
 	$(BIN)/python scripts/autoscale_demo.py --stack $(STACK) --out $(OUT)/autoscale
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/gateway.py
+
+proto: $(BIN)/.installed
+	$(BIN)/python -m gateway.proto.generate
 
 dev: minikube
 	$(MAKE) up STACK=$(STACK)

@@ -1,0 +1,65 @@
+"""Errors that become HTTP answers: each carries its status and a short metrics reason."""
+
+from __future__ import annotations
+
+
+class GatewayError(Exception):
+    status = 500
+    reason = "internal"
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        if reason is not None:
+            self.reason = reason
+
+
+class BadRequestError(GatewayError):
+    status = 400
+    reason = "bad_request"
+
+
+class DownloadRefusedError(GatewayError):
+    """URL not allowed (scheme, address, credentials) or the download failed upstream."""
+
+    status = 400
+    reason = "download_refused"
+
+
+class PayloadTooLargeError(GatewayError):
+    status = 413
+    reason = "too_large"
+
+
+class UnsupportedMediaTypeError(GatewayError):
+    status = 415
+    reason = "unsupported_media_type"
+
+
+class InvalidImageError(GatewayError):
+    status = 422
+    reason = "invalid_image"
+
+
+class RequestTimeoutError(GatewayError):
+    status = 408
+    reason = "upload_timeout"
+
+
+class UpstreamTimeoutError(GatewayError):
+    status = 504
+    reason = "timeout"
+
+
+class ModelUnavailableError(GatewayError):
+    status = 503
+    reason = "model_unavailable"
+
+
+class ModelError(GatewayError):
+    """TF Serving answered, but not usefully (wrong signature, shape, dtype...)."""
+
+    status = 502
+    reason = "model_error"
