@@ -16,6 +16,7 @@ Exit codes: 0 rendered, 2 invalid stack config (the error on stderr, nothing wri
 """
 
 import argparse
+import asyncio
 import contextvars
 import hashlib
 import json
@@ -152,16 +153,6 @@ def stack_config(stack_file: Path) -> dict[str, str]:
 def render_stack(stack_file: Path) -> Rendered:
     """Run the program for one stack file under mocks; raise SettingsError on bad config."""
     stack = stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
-    config = stack_config(stack_file)
-    # A fresh context: config, root stack and settings of an earlier render do not leak in.
-    return contextvars.Context().run(_render, stack, config)
-
-
-def _render(stack: str, config: dict[str, str]) -> Rendered:
-    pulumi.runtime.set_all_config(config)
-    mocks = RenderMocks(stack)
-    monitor = RecordingMonitor(mocks)
-    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
     outputs: dict[str, Any] = {}
 
     def program() -> None:
@@ -170,18 +161,46 @@ def _render(stack: str, config: dict[str, str]) -> Rendered:
         exported = getattr(root, "outputs", {})
         outputs.update(_sync_await(pulumi.Output.from_input(exported).future()) or {})
 
-    _sync_await(run_pulumi_func(program))
+    records = run_under_mocks(stack, stack_config(stack_file), program)
     resources = [
         {k: _whole_numbers(v) for k, v in r.items() if k != "state"}
-        for r in sorted(monitor.records, key=lambda r: r["urn"])
+        for r in sorted(records, key=lambda r: r["urn"])
     ]
     objects = [
         _kubernetes_object(r)
-        for r in monitor.records
+        for r in records
         if r["type"].startswith("kubernetes:") and r["custom"]
     ]
     objects.sort(key=_apply_order)
     return Rendered(stack, resources, objects, outputs)
+
+
+def run_under_mocks(
+    stack: str, config: dict[str, str], program: Callable[[], None]
+) -> list[dict[str, Any]]:
+    """Run `program` as the stack's Pulumi program under mocks; return what it registered.
+
+    Each run gets a fresh context (config, root stack, settings) and a fresh event loop: nothing
+    of an earlier run, or of whatever ran before in this process, leaks in or out.
+    """
+
+    def run() -> list[dict[str, Any]]:
+        pulumi.runtime.set_all_config(config)
+        mocks = RenderMocks(stack)
+        monitor = RecordingMonitor(mocks)
+        pulumi.runtime.set_mocks(
+            mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor
+        )
+        _sync_await(run_pulumi_func(program))
+        return monitor.records
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        return contextvars.Context().run(run)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
 
 
 def _kubernetes_object(record: dict[str, Any]) -> dict[str, Any]:

@@ -1,12 +1,9 @@
 """The EKS cluster component as rendered from the real program (eks stack, curated mock outputs)."""
 
-import contextvars
 import json
 from typing import Any
 
-import pulumi
 import pytest
-from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from components.eks_cluster import (
@@ -17,7 +14,7 @@ from components.eks_cluster import (
 )
 from components.settings import ClusterSettings
 from scripts.curated_outputs import METRICS_SERVER_VERSION
-from scripts.render import RecordingMonitor, Rendered, RenderMocks, render_stack
+from scripts.render import Rendered, render_stack, run_under_mocks
 from tests.conftest import PROJECT_ROOT, one_resource, resources_of
 
 CLUSTER = "tfserving:cluster"
@@ -211,12 +208,7 @@ def test_cluster_name_is_project_and_stack(render_eks):
     assert _inputs(rendered, K8S_PROVIDER)["clusterIdentifier"] == f"tfserving-{rendered.stack}"
 
 
-def _kubeconfig_under_mocks() -> tuple[bool, str]:
-    pulumi.runtime.set_all_config({"aws:region": "eu-west-1"})
-    mocks = RenderMocks("eks")
-    pulumi.runtime.set_mocks(
-        mocks, project="tfserving", stack="eks", preview=False, monitor=RecordingMonitor(mocks)
-    )
+def test_kubeconfig_output_is_a_secret():
     found: dict[str, Any] = {}
 
     def program() -> None:
@@ -224,11 +216,6 @@ def _kubeconfig_under_mocks() -> tuple[bool, str]:
         found["secret"] = _sync_await(cluster.kubeconfig.is_secret())
         found["value"] = _sync_await(cluster.kubeconfig.future())
 
-    _sync_await(run_pulumi_func(program))
-    return found["secret"], found["value"]
-
-
-def test_kubeconfig_output_is_a_secret():
-    secret, value = contextvars.Context().run(_kubeconfig_under_mocks)
-    assert secret is True
-    assert json.loads(value)["kind"] == "Config"
+    run_under_mocks("eks", {"aws:region": "eu-west-1"}, program)
+    assert found["secret"] is True
+    assert json.loads(found["value"])["kind"] == "Config"
