@@ -204,7 +204,8 @@ def run_under_mocks(
 
 
 def _kubernetes_object(record: dict[str, Any]) -> dict[str, Any]:
-    state = {k: v for k, v in record["state"].items() if not k.startswith("__")}
+    # Desired state only: `status` (e.g. a mocked load balancer address) is not for applying.
+    state = {k: v for k, v in record["state"].items() if not k.startswith("__") and k != "status"}
     head = {k: state.pop(k) for k in ("apiVersion", "kind", "metadata") if k in state}
     return _whole_numbers({**head, **state})
 

@@ -63,10 +63,16 @@ def test_load_balancer_service_is_an_nlb_limited_to_the_allowed_ranges(render_ek
 
 
 def test_endpoints_point_at_the_load_balancer(eks):
-    service = one(eks, "Service", "tfserving-server-")
-    host = service["status"]["loadBalancer"]["ingress"][0]["hostname"]
+    (service,) = [
+        r
+        for r in resources_of(eks, "kubernetes:core/v1:Service")
+        if r["name"] == "tfserving-server"
+    ]
+    assert "status" not in one(eks, "Service", "tfserving-server-"), "desired state only"
     outputs = eks.outputs
-    assert outputs["loadBalancerHostname"] == host
+    host = outputs["loadBalancerHostname"]
+    assert host.startswith("tfserving-server-") and host.endswith(".elb.us-east-1.amazonaws.com")
+    assert service["inputs"]["spec"]["type"] == "LoadBalancer"
     assert outputs["predictUrl"] == f"http://{host}:8501/v1/models/half_plus_two:predict"
     assert outputs["restUrl"] == f"http://{host}:8501/v1/models/half_plus_two"
     assert outputs["grpcExternalAddress"] == f"{host}:8500"
