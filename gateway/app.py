@@ -175,9 +175,15 @@ def _answer(prediction: Prediction, settings: Settings) -> dict[str, Any]:
     }
 
 
-def _encoded_request(data: bytes, spec: imaging.ImageSpec, client: TFServingClient) -> bytes:
+def _encoded_request(
+    data: bytes, spec: imaging.ImageSpec, client: TFServingClient, metrics: Metrics
+) -> bytes:
     """Worker thread: bytes -> decoded, resized, scaled -> serialised PredictRequest."""
-    return client.encode_request(imaging.prepare(data, spec).tensor)
+    start = time.thread_time()
+    try:
+        return client.encode_request(imaging.prepare(data, spec).tensor)
+    finally:
+        metrics.decode_cpu.inc(time.thread_time() - start)
 
 
 async def predict(request: web.Request) -> web.Response:
@@ -188,7 +194,7 @@ async def predict(request: web.Request) -> web.Response:
     loop = asyncio.get_running_loop()
     with metrics.stage["decode"].time():
         request_bytes = await loop.run_in_executor(
-            state["executor"], _encoded_request, data, state["image_spec"], client
+            state["executor"], _encoded_request, data, state["image_spec"], client, metrics
         )
     with metrics.stage["model"].time():
         prediction = await client.predict_encoded(request_bytes)

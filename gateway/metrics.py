@@ -44,6 +44,13 @@ class Metrics:
             buckets=_BUCKETS,
             registry=self.registry,
         )
+        # CPU (not wall) time of the worker-thread step, so the CPU per request can be split
+        # into preprocessing and everything else while under load (bench/gateway.py reads it).
+        self.decode_cpu = Counter(
+            "gateway_decode_cpu_seconds",
+            "Worker-thread CPU time of decode+resize+scale+request encoding (answered or not)",
+            registry=self.registry,
+        )
         # Resolve label children once: .labels() per request costs a lock and a dict lookup.
         self.stage = {name: stage.labels(stage=name) for name in STAGES}
 

@@ -409,6 +409,8 @@ async def test_metrics(
     assert samples[(stage, (("stage", "decode"),))] == 3
     assert samples[(stage, (("stage", "model"),))] == 2
     assert samples[("gateway_request_duration_seconds_count", (("route", predict),))] == 3
+    decode_cpu = samples[("gateway_decode_cpu_seconds_total", ())]
+    assert 0 < decode_cpu <= samples[(stage.replace("count", "sum"), (("stage", "decode"),))]
 
 
 async def test_one_grpc_channel_for_all_requests(
