@@ -81,6 +81,11 @@ class Platform:
     outputs: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 
 
+def _local_port(port: int) -> int:
+    # Ports below 1024 need root to bind locally: forward 80 to 8080.
+    return port if port >= 1024 else port + 8000
+
+
 def _url(
     endpoint: Endpoint, host: pulumi.Input[str], port: pulumi.Input[str | int]
 ) -> pulumi.Output[str]:
@@ -137,7 +142,7 @@ def minikube(settings: Settings) -> Platform:
                 "{0} port-forward svc/{1} {2}",
                 kubectl,
                 name,
-                " ".join(f"{p}:{p}" for p in sorted(ports)),
+                " ".join(f"{_local_port(p)}:{p}" for p in sorted(ports)),
             )
         }
         if exposure.service_type is ServiceType.NODE_PORT:

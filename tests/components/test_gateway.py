@@ -82,6 +82,8 @@ def test_model_server_is_internal_when_the_gateway_fronts_it(rendered):
     assert service["spec"]["type"] == "ClusterIP"
     assert "predictUrlCommand" not in rendered.outputs
     assert "minikube" in rendered.outputs["gatewayUrlCommand"]
+    # Port 80 would need root locally: forwarded from 8080.
+    assert rendered.outputs["gatewayPortForwardCommand"].endswith(" 8080:80")
 
 
 def test_gateway_image_is_built_from_its_own_folder(rendered):
