@@ -20,6 +20,7 @@ import asyncio
 import contextvars
 import hashlib
 import json
+import os
 import runpy
 import sys
 import tempfile
@@ -236,11 +237,20 @@ def write(rendered: Rendered, out: Path) -> None:
         "resources.json": json.dumps(rendered.resources, indent=2, default=str) + "\n",
         "outputs.json": json.dumps(rendered.outputs, indent=2, sort_keys=True, default=str) + "\n",
     }
+    # Temporary files are private (0600); the results get the usual mode for new files.
+    umask = os.umask(0)
+    os.umask(umask)
     staged: list[tuple[Path, Path]] = []
-    for name, text in files.items():
-        with tempfile.NamedTemporaryFile("w", dir=out, delete=False, suffix=".tmp") as tmp:
-            tmp.write(text)
-        staged.append((Path(tmp.name), out / name))
+    try:
+        for name, text in files.items():
+            with tempfile.NamedTemporaryFile("w", dir=out, delete=False, suffix=".tmp") as tmp:
+                staged.append((Path(tmp.name), out / name))
+                tmp.write(text)
+            os.chmod(tmp.name, 0o666 & ~umask)
+    except BaseException:
+        for tmp_path, _ in staged:
+            tmp_path.unlink(missing_ok=True)
+        raise
     for tmp_path, final in staged:
         tmp_path.replace(final)
 

@@ -1,6 +1,8 @@
 """The offline render: files, their shape, strict schema validity, determinism, errors."""
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import kubernetes_validate
@@ -130,3 +132,29 @@ def test_stack_name_comes_from_the_file_name(tmp_path: Path):
     rendered = render_stack(stack_file)
     assert rendered.stack == "review"
     assert all(":review::" in r["urn"] for r in rendered.resources)
+
+
+def test_written_files_are_readable_like_any_new_file(tmp_path):
+    assert render.main(["--stack", "dev", "--out", str(tmp_path)]) == 0
+    umask = os.umask(0)
+    os.umask(umask)
+    for path in tmp_path.iterdir():
+        assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask, path.name
+
+
+def test_a_failed_write_leaves_no_temporary_files(tmp_path, monkeypatch):
+    rendered = render_stack(STACK_FILES[0])
+    chmod = os.chmod
+    calls = []
+
+    def fail_on_second(path, mode):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        chmod(path, mode)
+
+    monkeypatch.setattr(render.os, "chmod", fail_on_second)
+    with pytest.raises(OSError, match="disk full"):
+        render.write(rendered, tmp_path)
+    assert len(calls) == 2, "the failure came after a file was already staged"
+    assert list(tmp_path.iterdir()) == []
