@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
@@ -19,6 +21,7 @@ from gateway.errors import (
     BadRequestError,
     GatewayError,
     ModelError,
+    OverloadedError,
     PayloadTooLargeError,
     RequestTimeoutError,
     UnsupportedMediaTypeError,
@@ -38,6 +41,36 @@ FILE_FIELDS = ("file", "image")
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", Metrics)
 STATE = web.AppKey("state", dict)
+
+
+class InFlightLimit:
+    """At most `limit` POST /predict at once; the next one is refused at once, not queued.
+
+    A plain counter is enough: handlers run on one event loop thread, and nothing awaits
+    between the check and the increment.
+    """
+
+    def __init__(self, limit: int, metrics: Metrics) -> None:
+        self.limit = limit
+        self.count = 0
+        self._gauge = metrics.in_flight
+
+    @contextlib.contextmanager
+    def slot(self) -> Iterator[None]:
+        if self.count >= self.limit:
+            raise OverloadedError(
+                f"gateway overloaded ({self.limit} requests in flight), retry shortly"
+            )
+        self.count += 1
+        self._gauge.set(self.count)
+        try:
+            yield
+        finally:  # success, GatewayError, any exception, and cancellation (client gone)
+            self.count -= 1
+            self._gauge.set(self.count)
+
+
+LIMIT = web.AppKey("in_flight_limit", InFlightLimit)
 
 
 def _json(status: int, payload: dict[str, Any]) -> web.Response:
@@ -61,6 +94,9 @@ async def errors_and_metrics(request: web.Request, handler: Any) -> web.StreamRe
     except GatewayError as exc:
         reason = exc.reason
         response = _json(exc.status, {"error": exc.message})
+        response.headers.update(exc.headers)
+        if exc.close_connection:
+            response.force_close()
     except web.HTTPException as exc:  # router 404/405 and aiohttp's own limits
         reason = "http_" + str(exc.status)
         response = _json(exc.status, {"error": exc.reason})
@@ -70,7 +106,8 @@ async def errors_and_metrics(request: web.Request, handler: Any) -> web.StreamRe
         response = _json(500, {"error": "internal error"})
     if reason is not None:
         metrics.errors.labels(route, reason).inc()
-        if response.status >= 500:
+        # Refusals are counted, not logged: a line each would cost CPU when there is none.
+        if response.status >= 500 and reason != OverloadedError.reason:
             log.warning("%s %s -> %d: %s", request.method, route, response.status, reason)
     metrics.requests.labels(route, str(response.status)).inc()
     metrics.latency.labels(route).observe(time.perf_counter() - start)
@@ -187,6 +224,12 @@ def _encoded_request(
 
 
 async def predict(request: web.Request) -> web.Response:
+    # Taken before the body is read: a refused request costs no body buffer and no CPU.
+    with request.app[LIMIT].slot():
+        return await _predict(request)
+
+
+async def _predict(request: web.Request) -> web.Response:
     app = request.app
     settings, metrics, state = app[SETTINGS], app[METRICS], app[STATE]
     data = await _image_bytes(request, settings)
@@ -196,6 +239,7 @@ async def predict(request: web.Request) -> web.Response:
         request_bytes = await loop.run_in_executor(
             state["executor"], _encoded_request, data, state["image_spec"], client, metrics
         )
+    del data  # up to GATEWAY_MAX_DOWNLOAD_BYTES: not held while waiting for the model
     with metrics.stage["model"].time():
         prediction = await client.predict_encoded(request_bytes)
     return _json(200, _answer(prediction, settings))
@@ -228,6 +272,7 @@ def create_app(
     app = web.Application(middlewares=[errors_and_metrics], client_max_size=JSON_BODY_LIMIT)
     app[SETTINGS] = settings
     app[METRICS] = Metrics()
+    app[LIMIT] = InFlightLimit(settings.max_in_flight, app[METRICS])
     app[STATE] = {}
 
     async def clients(app: web.Application) -> Any:

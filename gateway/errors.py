@@ -6,6 +6,8 @@ from __future__ import annotations
 class GatewayError(Exception):
     status = 500
     reason = "internal"
+    headers: dict[str, str] = {}  # extra response headers; never mutated
+    close_connection = False  # answer with Connection: close (after discarding the body)
 
     def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
         super().__init__(message)
@@ -63,3 +65,14 @@ class ModelError(GatewayError):
 
     status = 502
     reason = "model_error"
+
+
+class OverloadedError(GatewayError):
+    """Too many requests in flight on this replica: refused before reading the body."""
+
+    status = 503
+    reason = "overloaded"
+    headers = {"Retry-After": "1"}
+    # The retry then opens a new connection, which the Service may balance to another pod;
+    # on this kept-alive one it would come back here.
+    close_connection = True

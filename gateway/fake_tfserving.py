@@ -55,6 +55,7 @@ class Behaviour:
     status_fail: grpc.StatusCode | None = None  # abort GetModelStatus with this code
     state: State.ValueType = State.AVAILABLE
     tensor_content: bool = False  # real TF Serving answers with float_val unless told
+    hold: asyncio.Event | None = None  # Predict waits for it: tests keep requests in flight
 
 
 class FakeTFServing(
@@ -96,6 +97,8 @@ class FakeTFServing(
         start = asyncio.get_running_loop().time()
         self.predict_calls += 1
         self.last_request = request
+        if b.hold is not None:
+            await b.hold.wait()
         if b.fail is not None:
             await asyncio.sleep(b.latency_s)
             await context.abort(b.fail, f"injected {b.fail.name}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     disable_created_metrics,
     generate_latest,
@@ -49,6 +50,11 @@ class Metrics:
         self.decode_cpu = Counter(
             "gateway_decode_cpu_seconds",
             "Worker-thread CPU time of decode+resize+scale+request encoding (answered or not)",
+            registry=self.registry,
+        )
+        self.in_flight = Gauge(
+            "gateway_requests_in_flight",
+            "POST /predict requests being handled (at most GATEWAY_MAX_IN_FLIGHT)",
             registry=self.registry,
         )
         # Resolve label children once: .labels() per request costs a lock and a dict lookup.

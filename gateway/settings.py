@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     allowed_internal: Annotated[tuple[str, ...], NoDecode] = ()
     max_redirects: int = Field(3, ge=0, le=10)
 
+    # Concurrent POST /predict per replica; more are refused with 503 (see README, "Overload").
+    max_in_flight: int = Field(16, ge=1, le=10_000)
+
     ready_cache_seconds: float = Field(2.0, ge=0)
     ready_timeout_seconds: float = Field(1.0, gt=0, le=60)
     worker_threads: int = Field(0, ge=0, le=64)

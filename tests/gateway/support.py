@@ -171,13 +171,17 @@ class RunningGateway:
 
 
 async def start_gateway(tfs_port: int, **overrides: Any) -> RunningGateway:
-    """The real app on a real loopback socket. lookup=/ssl_context= go to create_app."""
+    """The real app on a real loopback socket. lookup=/ssl_context= go to create_app,
+    handler_cancellation= to the runner (aiohttp then cancels a handler whose client left)."""
     app_kwargs = {k: overrides.pop(k) for k in ("lookup", "ssl_context") if k in overrides}
+    cancel = bool(overrides.pop("handler_cancellation", False))
     values: dict[str, Any] = {"tf_serving_target": f"127.0.0.1:{tfs_port}"}
     values.update(overrides)
     settings = load_settings(**values)
     app = create_app(settings, **app_kwargs)
-    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.1)
+    runner = web.AppRunner(
+        app, handle_signals=False, shutdown_timeout=0.1, handler_cancellation=cancel
+    )
     try:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

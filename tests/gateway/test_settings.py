@@ -89,6 +89,8 @@ def test_kubernetes_service_link_variables_are_ignored(monkeypatch: pytest.Monke
         ("GATEWAY_MAX_REDIRECTS", "50", "GATEWAY_MAX_REDIRECTS"),
         ("GATEWAY_SOFTMAX", "maybe", "GATEWAY_SOFTMAX"),
         ("GATEWAY_RESIZE_FILTER", "lanczos", "GATEWAY_RESIZE_FILTER"),
+        ("GATEWAY_MAX_IN_FLIGHT", "0", "GATEWAY_MAX_IN_FLIGHT"),
+        ("GATEWAY_MAX_IN_FLIGHT", "many", "GATEWAY_MAX_IN_FLIGHT"),
     ],
 )
 def test_invalid_values_name_the_variable(
@@ -110,3 +112,9 @@ def test_every_field_has_a_documented_variable() -> None:
 def test_threads_default_to_available_cpus_capped() -> None:
     assert 1 <= load_settings().threads <= 4
     assert load_settings(worker_threads=7).threads == 7
+
+
+def test_max_in_flight_default_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().max_in_flight == 16
+    monkeypatch.setenv("GATEWAY_MAX_IN_FLIGHT", "3")
+    assert load_settings().max_in_flight == 3
