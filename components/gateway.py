@@ -52,6 +52,7 @@ def gateway_env(args: GatewayArgs) -> dict[str, pulumi.Input[str]]:
         "GATEWAY_DOWNLOAD_TIMEOUT_SECONDS": str(gateway.download_timeout_seconds),
         "GATEWAY_MODEL_DEADLINE_SECONDS": str(gateway.model_deadline_seconds),
         "GATEWAY_WORKER_THREADS": str(threads),
+        "GATEWAY_MAX_IN_FLIGHT": str(gateway.max_in_flight),
     }
     labels = gateway.label_list
     if labels is not None:

@@ -568,6 +568,9 @@ class GatewaySettings(_Strict):
     download_timeout_seconds: float | int = Field(default=10, alias="downloadTimeoutSeconds")
     model_deadline_seconds: float | int = Field(default=5, alias="modelDeadlineSeconds")
     allowed_internal: list[str] = Field(default_factory=list, alias="allowedInternal")
+    # Predictions one replica accepts at once; beyond it answers 503 so clients retry elsewhere.
+    # 16 x (10 MiB body + tensors) fits the default 512Mi limit.
+    max_in_flight: int = Field(default=16, alias="maxInFlight")
 
     @field_validator("image")
     @classmethod
@@ -606,6 +609,13 @@ class GatewaySettings(_Strict):
                     raise ValueError(
                         f"entries must be CIDRs or host names, got {entry!r}"
                     ) from None
+        return value
+
+    @field_validator("max_in_flight")
+    @classmethod
+    def _in_flight(cls, value: int) -> int:
+        if not 1 <= value <= 10_000:
+            raise ValueError(f"must be between 1 and 10000, got {value}")
         return value
 
     @field_validator("top_k")

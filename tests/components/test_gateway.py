@@ -39,6 +39,7 @@ def test_gateway_settings_reach_the_app_as_environment(rendered):
     # Decode threads follow the CPU limit (1), not the node's cores.
     assert env["GATEWAY_WORKER_THREADS"] == "1"
     assert env["PORT"] == "9696"
+    assert env["GATEWAY_MAX_IN_FLIGHT"] == "16"
 
 
 def test_gateway_deployment_uses_its_configmap_probes_and_is_hardened(rendered):

@@ -397,6 +397,11 @@ GATEWAY_BAD_CONFIGS: list[tuple[str, dict[str, Any], list[str]]] = [
         {GATEWAY: {"enabled": True, "autoscaling": {"minReplicas": 3, "maxReplicas": 2}}},
         ["tfserving:gateway.autoscaling.maxReplicas must be >= minReplicas (3), got 2"],
     ),
+    (
+        "gateway-in-flight",
+        {GATEWAY: {"enabled": True, "maxInFlight": 0}},
+        ["tfserving:gateway.maxInFlight must be between 1 and 10000, got 0"],
+    ),
 ]
 
 
