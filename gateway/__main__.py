@@ -62,6 +62,8 @@ def main() -> int:
         access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
         print=log.info,
         shutdown_timeout=10,
+        # A client that gives up frees its in-flight slot and cancels its model call at once.
+        handler_cancellation=True,
     )
     return 0
 
