@@ -112,7 +112,16 @@ def test_deployment_is_hardened_probed_and_rolls_safely(render_dev):
     }
     for probe in ("startupProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/v1/models/half_plus_two", "port": "http"}
-    assert "livenessProbe" in container
+    assert container["livenessProbe"]["tcpSocket"] == {"port": "grpc"}
+    assert security["readOnlyRootFilesystem"] is True
+    assert pod["automountServiceAccountToken"] is False
+    assert spec["template"]["metadata"]["annotations"] == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": "8501",
+        "prometheus.io/path": "/monitoring/prometheus/metrics",
+    }
+    # The model in a ConfigMap never changes under a running pod: no file-system polling.
+    assert "--file_system_poll_wait_seconds=0" in container["args"]
     labels = deployment["metadata"]["labels"]
     assert labels["app.kubernetes.io/managed-by"] == "pulumi"
     assert labels["app.kubernetes.io/version"] == "2.19.1"
