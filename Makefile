@@ -75,8 +75,12 @@ up: stack
 destroy: stack
 	pulumi destroy --stack $(STACK) --yes
 
+# On macOS minikube's node ports are not routable from the host (Docker driver): check through
+# `kubectl port-forward` there. Override with SMOKE_FLAGS= or SMOKE_FLAGS=--port-forward.
+SMOKE_FLAGS ?= $(if $(and $(filter Darwin,$(shell uname -s)),$(filter-out eks,$(STACK))),--port-forward)
+
 smoke: $(BIN)/.installed
-	$(BIN)/python scripts/smoke.py --stack $(STACK)
+	$(BIN)/python scripts/smoke.py --stack $(STACK) $(SMOKE_FLAGS)
 
 loadtest: $(BIN)/.installed
 	$(BIN)/python -m loadtest.run --stack $(STACK) --run-time $(DURATION) --csv $(OUT)/loadtest

@@ -3,25 +3,35 @@
     python scripts/smoke.py --stack dev               # outputs from `pulumi stack output`
     python scripts/smoke.py --outputs outputs.json    # outputs from a file
     python scripts/smoke.py --url http://HOST:8501/v1/models/half_plus_two:predict
+    python scripts/smoke.py --stack dev --port-forward  # through `kubectl port-forward`
 
 Posts {"instances": [1.0, 2.0, 5.0]} and expects half_plus_two's [2.5, 3.0, 4.5]. When the stack
 exports a gateway (`gatewayUrl` / `gatewayUrlCommand`, or --gateway-url), posts an image to its
 /predict and expects predictions back. A fresh endpoint is often not there yet (pods loading the
 model, a new load balancer not yet in DNS): those cases are retried until --timeout, with a line
 saying what is being waited for. Exit 0 when everything answered right, 1 otherwise.
+
+--port-forward reaches the Services through the stack's `...PortForwardCommand` outputs instead
+of their node ports, which the host cannot route to with minikube's Docker driver on macOS and
+Windows. The forwards run only while the checks do.
 """
 
 import argparse
 import json
 import math
+import os
+import re
+import signal
 import socket
 import struct
+import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -31,7 +41,7 @@ from urllib.parse import urlsplit
 if __package__ in (None, ""):  # run as `python scripts/smoke.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts.stack_outputs import REPO, OutputsError, load_outputs, resolve_url
+from scripts.stack_outputs import REPO, Outputs, OutputsError, load_outputs, resolve_url
 
 INSTANCES = [1.0, 2.0, 5.0]
 EXPECTED = [2.5, 3.0, 4.5]  # half_plus_two: y = 0.5 x + 2
@@ -187,6 +197,55 @@ def check_gateway(base_url: str, request_timeout: float, root: Path = REPO) -> s
     return f"gateway {url} classified {what}: {len(predictions)} predictions"
 
 
+_FORWARD = re.compile(r"(\d+):(\d+)(?=\s|$)")  # LOCAL:REMOTE, as kubectl port-forward takes
+
+
+@contextmanager
+def port_forward(command: str, remote_port: int) -> Iterator[int]:
+    """Run a port-forward command in the background; yield the local port for `remote_port`."""
+    local = {int(r): int(lo) for lo, r in _FORWARD.findall(command)}.get(remote_port)
+    if local is None:
+        raise OutputsError(f"`{command}` forwards no local port to {remote_port}")
+    # Its own process group, so the shell and kubectl under it stop together.
+    proc = subprocess.Popen(
+        command, shell=True, cwd=REPO, start_new_session=True, stdout=subprocess.DEVNULL
+    )
+    try:
+        yield local
+    finally:
+        _stop_group(proc)
+
+
+def _stop_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """Stop a process group: SIGTERM, then SIGKILL whatever is still there after `grace`."""
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(timeout=grace)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(proc.pid, 0)  # anyone left in the group (kubectl under the shell)?
+        except ProcessLookupError:
+            return
+        time.sleep(0.02)
+    with suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def forwarded_targets(outputs: Outputs, stack: ExitStack) -> tuple[str | None, str | None]:
+    """(predict URL, gateway URL) on localhost, for what the stack exposes publicly."""
+    predict_url = gateway_url = None
+    if "predictUrl" in outputs or "predictUrlCommand" in outputs:
+        port = stack.enter_context(port_forward(str(outputs["portForwardCommand"]), 8501))
+        predict_url = f"http://127.0.0.1:{port}/v1/models/{outputs['modelName']}:predict"
+    if "gatewayUrl" in outputs or "gatewayUrlCommand" in outputs:
+        port = stack.enter_context(port_forward(str(outputs["gatewayPortForwardCommand"]), 80))
+        gateway_url = f"http://127.0.0.1:{port}"
+    if predict_url is None and gateway_url is None:
+        raise OutputsError("the stack exposes neither predict nor a gateway to forward to")
+    return predict_url, gateway_url
+
+
 def targets(args: argparse.Namespace) -> tuple[str | None, str | None]:
     """(predict URL, gateway URL) from --url / --gateway-url or the stack outputs."""
     if args.url:
@@ -205,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     source.add_argument("--outputs", type=Path, help="read outputs from this JSON file")
     source.add_argument("--url", help="the REST predict URL to check (no outputs needed)")
     parser.add_argument("--gateway-url", help="the gateway's base URL (POST <url>/predict)")
+    parser.add_argument(
+        "--port-forward",
+        action="store_true",
+        help="reach the Services through `kubectl port-forward` (node ports not routable)",
+    )
     parser.add_argument("--timeout", type=float, default=300.0, help="total wait, seconds")
     parser.add_argument("--interval", type=float, default=5.0, help="between tries, seconds")
     parser.add_argument("--request-timeout", type=float, default=10.0, help="per request")
@@ -214,19 +278,33 @@ def main(argv: list[str] | None = None) -> int:
         print(line, flush=True)
 
     try:
-        predict_url, gateway_url = targets(args)
-        checks: list[tuple[str, Callable[[], str]]] = []
-        if predict_url:
-            checks.append(("predict", partial(check_predict, predict_url, args.request_timeout)))
-        if gateway_url:
-            checks.append(("gateway", partial(check_gateway, gateway_url, args.request_timeout)))
-        for name, check in checks:
-            log(f"smoke: checking {name} ...")
-            log(f"smoke: OK {retry(check, args.timeout, args.interval, log)}")
+        with ExitStack() as forwards:
+            if args.port_forward:
+                outputs = load_outputs(args.stack, args.outputs)
+                predict_url, gateway_url = forwarded_targets(outputs, forwards)
+            else:
+                predict_url, gateway_url = targets(args)
+            run_checks(predict_url, gateway_url, args, log)
     except (OutputsError, SmokeError) as exc:
         print(f"smoke: FAILED: {exc}", file=sys.stderr, flush=True)
         return 1
     return 0
+
+
+def run_checks(
+    predict_url: str | None,
+    gateway_url: str | None,
+    args: argparse.Namespace,
+    log: Callable[[str], None],
+) -> None:
+    checks: list[tuple[str, Callable[[], str]]] = []
+    if predict_url:
+        checks.append(("predict", partial(check_predict, predict_url, args.request_timeout)))
+    if gateway_url:
+        checks.append(("gateway", partial(check_gateway, gateway_url, args.request_timeout)))
+    for name, check in checks:
+        log(f"smoke: checking {name} ...")
+        log(f"smoke: OK {retry(check, args.timeout, args.interval, log)}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ the gateway's POST /predict, for the smoke, load test and demo tests."""
 import json
 import re
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,8 +77,8 @@ class Handler(BaseHTTPRequestHandler):
 class FakeServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, behaviour: Behaviour) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
+    def __init__(self, behaviour: Behaviour, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), Handler)
         self.behaviour = behaviour
 
     @property
@@ -107,3 +108,8 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+if __name__ == "__main__":
+    # `python -m tests.fake_serving PORT`: stands in for `kubectl port-forward` in smoke tests.
+    FakeServer(Behaviour(), port=int(sys.argv[1])).serve_forever(poll_interval=0.05)

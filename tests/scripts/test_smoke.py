@@ -160,3 +160,36 @@ def test_runs_as_a_script() -> None:
     )
     assert proc.returncode == 1
     assert "smoke: FAILED: still not reachable" in proc.stderr
+
+
+def test_port_forward_mode_checks_through_the_forward_and_stops_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = closed_port()
+    # Stands in for `kubectl port-forward svc/... 8500:8500 <local>:8501`: a server on <local>.
+    forward = f"{sys.executable} -m tests.fake_serving {local} # 8500:8500 {local}:8501"
+    outputs = write_outputs(
+        tmp_path, predictUrlCommand="echo http://unroutable.invalid", portForwardCommand=forward
+    )
+    args = ["--outputs", str(outputs), "--port-forward", "--timeout", "10", "--interval", "0.1"]
+    assert smoke.main(args) == 0
+    assert f"predict http://127.0.0.1:{local}/v1/models/half_plus_two:predict" in (
+        capsys.readouterr().out
+    )
+    with socket.socket() as probe:  # the forward is gone once the checks are done
+        assert probe.connect_ex(("127.0.0.1", local)) != 0
+
+
+def test_port_forward_mode_skips_what_the_stack_does_not_expose(tmp_path: Path) -> None:
+    outputs = write_outputs(tmp_path, portForwardCommand="true 8501:8501")
+    assert smoke.main(["--outputs", str(outputs), "--port-forward", *FAST]) == 1
+
+
+def test_port_forward_command_without_the_port_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = write_outputs(
+        tmp_path, predictUrlCommand="echo x", portForwardCommand="kubectl port-forward svc/x 80:80"
+    )
+    assert smoke.main(["--outputs", str(outputs), "--port-forward", *FAST]) == 1
+    assert "forwards no local port to 8501" in capsys.readouterr().err
