@@ -24,6 +24,7 @@ import os
 import runpy
 import sys
 import tempfile
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,12 +58,18 @@ CuratedOutputs = Callable[[pulumi_mocks.MockResourceArgs, str], dict[str, Any]]
 CURATED: dict[str, CuratedOutputs] = {**curated_outputs.CURATED}
 
 
-def autoname(stack: str, type_: str, name: str, inputs: dict[str, Any]) -> str:
-    identity = f"{stack}|{type_}|{name}"
+def autoname(urn: str, type_: str, name: str, inputs: dict[str, Any]) -> str:
+    """`<name>-<8 chars>` from the resource's URN (stack, project, parent chain, type, name)."""
+    identity = urn
     if type_ in _REPLACED_ON_CHANGE:
         content = {k: inputs.get(k) for k in ("data", "binaryData", "stringData")}
         identity += "|" + json.dumps(content, sort_keys=True)
     return f"{name}-{hashlib.sha256(identity.encode()).hexdigest()[:8]}"
+
+
+# The URN of the registration being handled: the stock monitor calls `new_resource` on the
+# thread that handles the registration, with the type and name but without the parent.
+_REGISTERING = threading.local()
 
 
 class RenderMocks(pulumi.runtime.Mocks):
@@ -75,7 +82,8 @@ class RenderMocks(pulumi.runtime.Mocks):
         if args.typ.startswith("kubernetes:") and "metadata" in state:
             metadata = dict(state.get("metadata") or {})
             if not metadata.get("name"):
-                metadata["name"] = autoname(self.stack, args.typ, args.name, state)
+                urn = getattr(_REGISTERING, "urn", f"{self.stack}::{args.typ}::{args.name}")
+                metadata["name"] = autoname(urn, args.typ, args.name, state)
             state["metadata"] = metadata
             resource_id = "/".join(filter(None, [metadata.get("namespace"), metadata["name"]]))
         curated = CURATED.get(args.typ)
@@ -114,6 +122,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return super().SupportsFeature(request)
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 - the gRPC method name
+        _REGISTERING.urn = self.make_urn(request.parent, request.type, request.name)
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
             self.records.append(

@@ -116,14 +116,22 @@ def test_missing_or_broken_stack_file_exits_2(tmp_path, capsys):
 
 
 def test_autoname_is_stable_and_follows_configmap_content():
-    first = autoname("dev", "kubernetes:apps/v1:Deployment", "web", {"spec": {"a": 1}})
-    assert first == autoname("dev", "kubernetes:apps/v1:Deployment", "web", {"spec": {"a": 2}})
-    assert first.startswith("web-") and len(first) == len("web-") + 8
-    cm = "kubernetes:core/v1:ConfigMap"
-    assert autoname("dev", cm, "env", {"data": {"A": "1"}}) != autoname(
-        "dev", cm, "env", {"data": {"A": "2"}}
+    urn = (
+        "urn:pulumi:dev::tfserving::tfserving:index:ModelServer$kubernetes:apps/v1:Deployment::web"
     )
-    assert autoname("dev", cm, "env", {"data": {}}) != autoname("eks", cm, "env", {"data": {}})
+    deployment = "kubernetes:apps/v1:Deployment"
+    first = autoname(urn, deployment, "web", {"spec": {"a": 1}})
+    assert first == autoname(urn, deployment, "web", {"spec": {"a": 2}})
+    assert first.startswith("web-") and len(first) == len("web-") + 8
+    elsewhere = urn.replace("ModelServer$", "Gateway$")
+    assert autoname(elsewhere, deployment, "web", {}) != first, "the parent chain is identity"
+    cm = "kubernetes:core/v1:ConfigMap"
+    cm_urn = urn.replace(deployment, cm)
+    assert autoname(cm_urn, cm, "env", {"data": {"A": "1"}}) != autoname(
+        cm_urn, cm, "env", {"data": {"A": "2"}}
+    )
+    eks_urn = cm_urn.replace(":dev::", ":eks::")
+    assert autoname(cm_urn, cm, "env", {"data": {}}) != autoname(eks_urn, cm, "env", {"data": {}})
 
 
 def test_stack_name_comes_from_the_file_name(tmp_path: Path):
