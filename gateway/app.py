@@ -15,7 +15,7 @@ import numpy as np
 from aiohttp import BodyPartReader, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from gateway import imaging
+from gateway import contract, imaging
 from gateway.download import Downloader
 from gateway.errors import (
     BadRequestError,
@@ -318,8 +318,8 @@ def create_app(
         state["executor"].shutdown(wait=False, cancel_futures=True)
 
     app.cleanup_ctx.append(clients)
-    app.router.add_post("/predict", predict)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics_endpoint)
+    app.router.add_post(contract.PREDICT_PATH, predict)
+    app.router.add_get(contract.HEALTH_PATH, healthz)
+    app.router.add_get(contract.READY_PATH, readyz)
+    app.router.add_get(contract.METRICS_PATH, metrics_endpoint)
     return app

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from gateway.contract import Preprocessing
 from gateway.errors import InvalidImageError, PayloadTooLargeError
-from gateway.settings import Preprocessing
 
 # Formats worth accepting from the internet; fewer decoders, smaller attack surface.
 FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 
+from gateway.contract import allowlist_entry
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 # host, port -> IP address strings. Tests inject one to resolve names without DNS.
@@ -24,7 +26,6 @@ Lookup = Callable[[str, int], Awaitable[list[str]]]
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")  # carrier-grade NAT; not "private" in 3.11
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
-_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_-]+)*$")
 # Legacy IPv4 spellings (2130706433, 0x7f.1, 017700000001): the last label is numeric.
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 
@@ -105,18 +106,12 @@ class AddressPolicy:
         hosts: set[str] = set()
         networks: list[IPNetwork] = []
         for raw in entries:
-            entry = raw.strip()
-            if not entry:
-                continue
-            try:
-                networks.append(ipaddress.ip_network(entry.strip("[]"), strict=False))
-                continue
-            except ValueError:
-                pass
-            name = normalise_host(entry)
-            if not _HOSTNAME.match(name) or looks_numeric(name):
-                raise ValueError(f"allowlist entry {entry!r} is neither a CIDR/IP nor a host name")
-            hosts.add(name)
+            # The grammar is the contract's, so the program's preview accepts the same entries.
+            parsed = allowlist_entry(raw)
+            if isinstance(parsed, str):
+                hosts.add(parsed)
+            else:
+                networks.append(parsed)
         return cls(frozenset(hosts), tuple(networks))
 
     def allows(self, host: str, ip: IPAddress) -> bool:

@@ -1,0 +1,396 @@
+"""The gateway's configuration contract: every variable it reads, with its type, limits and grammar.
+
+Standard library only. Two sides use it: the gateway's own loader (`gateway.settings`) reads its
+environment through it, and the Pulumi program (`config/gateway.py`, `components/gateway.py`)
+validates the stack's `tfserving:gateway` keys and writes the gateway's ConfigMap through it. A
+value therefore passes the preview exactly when the gateway would start with it: a green
+`pulumi up` is never followed by a pod that refuses its settings.
+
+Each `Var` turns environment text into a typed value (`parse`), checks the value (`check`) and
+writes it back as text (`render`). Messages name no key: each side prefixes its own
+(`GATEWAY_IMAGE_SIZE` in the pod, `tfserving:gateway.imageSize` in the stack).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+E = TypeVar("E", bound=StrEnum)
+
+PREFIX = "GATEWAY_"
+# The HTTP routes.
+PREDICT_PATH = "/predict"
+HEALTH_PATH = "/healthz"
+READY_PATH = "/readyz"
+METRICS_PATH = "/metrics"
+MiB = 1024 * 1024
+# TF Serving's model names end up in URLs and file paths (`/v1/models/<name>`, `/models/<name>`).
+MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# RFC 1123 host names, plus '_' (seen in internal DNS records); the last label is not numeric.
+_HOST_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
+HOSTNAME_PATTERN = re.compile(rf"^(?=.{{1,253}}$){_HOST_LABEL}(?:\.{_HOST_LABEL})*$")
+# Legacy IPv4 spellings (2130706433, 0x7f.1, 017700000001): a numeric last label is never a name.
+_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+_INTEGER = re.compile(r"^[+-]?[0-9]+$")
+_TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
+
+
+class Preprocessing(StrEnum):
+    """Pixel scaling of RGB input (names follow Keras' preprocess_input modes)."""
+
+    XCEPTION = "xception"  # x/127.5 - 1 (Keras "tf" mode: Xception, Inception, MobileNet)
+    CAFFE = "caffe"  # RGB->BGR, minus ImageNet BGR means (Keras "caffe" mode: ResNet50, VGG)
+    UNIT = "unit"  # x/255, range 0..1
+    NONE = "none"  # raw 0..255 as float32
+
+
+class ResizeFilter(StrEnum):
+    NEAREST = "nearest"  # as the course's gateway and Keras' load_img
+    BILINEAR = "bilinear"
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+PREPROCESSING_ALIASES = {"tf": "xception", "resnet": "caffe", "resnet50": "caffe", "vgg": "caffe"}
+CLOTHING_LABELS: tuple[str, ...] = (
+    "dress",
+    "hat",
+    "longsleeve",
+    "outwear",
+    "pants",
+    "shirt",
+    "shoes",
+    "shorts",
+    "skirt",
+    "t-shirt",
+)
+
+
+class ContractError(ValueError):
+    """A value the gateway would refuse. `field` names the Var when a rule spans several."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Var(Generic[T]):
+    """One setting: the gateway's field name, its variable, default, parser, check and writer."""
+
+    field: str
+    env: str
+    default: T
+    parse: Callable[[str], T]
+    check: Callable[[T], T]
+    render: Callable[[T], str] = str
+
+    def from_env(self, text: str) -> T:
+        return self.check(self.parse(text))
+
+    def to_env(self, value: T) -> str:
+        return self.render(self.check(value))
+
+
+def _not_bool(value: object, kind: str) -> None:
+    if isinstance(value, bool):
+        raise ContractError(f"must be {kind}, not a boolean ({value!r})")
+
+
+def _parse_int(text: str) -> int:
+    if not _INTEGER.match(text.strip()):
+        raise ContractError(f"must be a whole number, got {text!r}")
+    return int(text.strip())
+
+
+def integer(
+    field: str, default: int, low: int, high: int, *, unit: str = "", env: str | None = None
+) -> Var[int]:
+    suffix = f" {unit}" if unit else ""
+
+    def check(value: int) -> int:
+        _not_bool(value, "a whole number")
+        if not isinstance(value, int):
+            raise ContractError(f"must be a whole number, got {value!r}")
+        if not low <= value <= high:
+            raise ContractError(f"must be between {low} and {high}{suffix}, got {value}")
+        return value
+
+    return Var(field, env or PREFIX + field.upper(), default, _parse_int, check)
+
+
+def seconds(field: str, default: float, high: float, *, zero: bool = False) -> Var[float]:
+    """Seconds as a finite number: more than 0 (or at least 0 with zero=True), at most `high`."""
+    low = "at least 0" if zero else "more than 0"
+
+    def parse(text: str) -> float:
+        try:
+            return float(text.strip())
+        except ValueError:
+            raise ContractError(f"must be a number of seconds, got {text!r}") from None
+
+    def check(value: float) -> float:
+        _not_bool(value, "a number of seconds")
+        if not isinstance(value, int | float) or not math.isfinite(value):
+            raise ContractError(f"must be a finite number of seconds, got {value!r}")
+        if not ((value >= 0) if zero else (value > 0)) or value > high:
+            raise ContractError(f"must be {low} and at most {high:g} seconds, got {value!r}")
+        return value
+
+    return Var(field, PREFIX + field.upper(), default, parse, check, _render_number)
+
+
+def _render_number(value: float) -> str:
+    return str(int(value)) if isinstance(value, int) else repr(float(value))
+
+
+def boolean(field: str, default: bool) -> Var[bool]:
+    def parse(text: str) -> bool:
+        word = text.strip().lower()
+        if word in _TRUE:
+            return True
+        if word in _FALSE:
+            return False
+        raise ContractError(f"must be true or false, got {text!r}")
+
+    def check(value: bool) -> bool:
+        if not isinstance(value, bool):
+            raise ContractError(f"must be true or false, got {value!r}")
+        return value
+
+    return Var(field, PREFIX + field.upper(), default, parse, check, lambda v: str(v).lower())
+
+
+def choice(field: str, options: type[E], default: E, aliases: Mapping[str, str] = {}) -> Var[E]:
+    values = [member.value for member in options]
+    named = ", ".join(values) + (f" (aliases: {', '.join(aliases)})" if aliases else "")
+
+    def parse(text: str) -> E:
+        word = text.strip()
+        word = aliases.get(word.lower(), word)
+        for member in options:
+            if member.value.lower() == word.lower():
+                return member
+        raise ContractError(f"must be one of {named}, got {text!r}")
+
+    def check(value: E) -> E:
+        if isinstance(value, options):
+            return value
+        if isinstance(value, str) and value in values:  # a plain string of a canonical value
+            return options(value)
+        raise ContractError(f"must be one of {named}, got {value!r}")
+
+    return Var(field, PREFIX + field.upper(), default, parse, check, lambda v: v.value)
+
+
+def name(
+    field: str, default: str, pattern: re.Pattern[str] | None = None, what: str = ""
+) -> Var[str]:
+    """A non-empty name without surrounding whitespace or control characters."""
+
+    def check(value: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise ContractError(f"must be a non-empty string, got {value!r}")
+        if value != value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
+            raise ContractError(
+                f"must not hold spaces at the ends or control characters, got {value!r}"
+            )
+        if pattern is not None and not pattern.match(value):
+            raise ContractError(f"must be {what}, got {value!r}")
+        return value
+
+    return Var(field, PREFIX + field.upper(), default, lambda text: text, check)
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def check_label(label: str) -> str:
+    if not isinstance(label, str) or not label:
+        raise ContractError(f"labels must be non-empty strings, got {label!r}")
+    if "," in label or label != label.strip() or any(ord(c) < 32 for c in label):
+        raise ContractError(
+            f"labels must not contain commas, control characters or spaces at the ends, "
+            f"got {label!r}"
+        )
+    return label
+
+
+def _check_labels(value: tuple[str, ...]) -> tuple[str, ...]:
+    if not isinstance(value, tuple | list):
+        raise ContractError(f"must be a list of labels, got {value!r}")
+    labels = tuple(check_label(label) for label in value)
+    if len(labels) < 2:
+        raise ContractError(f"must hold at least two labels, got {len(labels)}")
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        raise ContractError(f"must be unique, {duplicates[0]!r} appears more than once")
+    return labels
+
+
+def read_labels_file(text: str) -> tuple[str, ...]:
+    """A labels file: one label per line, blank lines ignored."""
+    return tuple(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _parse_labels(text: str) -> tuple[str, ...]:
+    # "a,b,c" is a list; text without a comma is a file with one label per line.
+    if "," in text:
+        return _split(text)
+    path = text.strip()
+    try:
+        with open(path, encoding="utf-8") as stream:
+            return read_labels_file(stream.read())
+    except OSError:
+        raise ContractError(
+            f"{text!r} is neither a comma-separated list nor a readable labels file"
+        ) from None
+
+
+def allowlist_entry(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | str:
+    """An allow-list entry as a network (CIDR or IP, brackets allowed) or a lower-case host name."""
+    if not isinstance(entry, str) or not entry or entry != entry.strip():
+        raise ContractError(
+            f"allowlist entry {entry!r} must be a CIDR, an IP or a host name without spaces"
+        )
+    try:
+        return ipaddress.ip_network(entry.removeprefix("[").removesuffix("]"), strict=False)
+    except ValueError:
+        pass
+    host = entry.rstrip(".").lower()
+    if not HOSTNAME_PATTERN.match(host) or _NUMERIC_LABEL.match(host.rsplit(".", 1)[-1]):
+        raise ContractError(f"allowlist entry {entry!r} is neither a CIDR/IP nor a host name")
+    return host
+
+
+def _check_allowlist(value: tuple[str, ...]) -> tuple[str, ...]:
+    if not isinstance(value, tuple | list):
+        raise ContractError(f"must be a list of host names and CIDRs, got {value!r}")
+    for entry in value:
+        allowlist_entry(entry)
+    return tuple(value)
+
+
+def _parse_list(text: str) -> tuple[str, ...]:
+    return _split(text)
+
+
+def _check_target(value: str) -> str:
+    if not isinstance(value, str) or not value.strip() or value != value.strip():
+        raise ContractError(f"must be a gRPC target like host:8500, got {value!r}")
+    if "://" in value and not value.startswith("dns:"):
+        raise ContractError(
+            "must be host:port or dns:///host:port (TF Serving's gRPC port, usually 8500), "
+            f"not a URL, got {value!r}"
+        )
+    return value
+
+
+def _optional_version(text: str) -> int | None:
+    return None if not text.strip() else _parse_int(text)
+
+
+def _check_version(value: int | None) -> int | None:
+    if value is None:
+        return None
+    _not_bool(value, "a version number")
+    if not isinstance(value, int) or value < 1:
+        raise ContractError(f"must be a version number >= 1 or empty (latest), got {value!r}")
+    return value
+
+
+# The listening port is plain PORT: a Service named "gateway" injects GATEWAY_PORT=tcp://... into
+# every pod of its namespace, which a GATEWAY_-prefixed port would read.
+LISTEN_PORT = integer("listen_port", 9696, 1, 65535, env="PORT")
+BIND_HOST = name("bind_host", "0.0.0.0")
+TF_SERVING_TARGET = Var(
+    "tf_serving_target", PREFIX + "TF_SERVING_TARGET", "localhost:8500", str.strip, _check_target
+)
+MODEL_NAME = name(
+    "model_name",
+    "clothing-model",
+    MODEL_NAME_PATTERN,
+    "a TF Serving model name (a letter or digit, then letters, digits, '_', '.', '-'; at most 128)",
+)
+MODEL_VERSION: Var[int | None] = Var(
+    "model_version",
+    PREFIX + "MODEL_VERSION",
+    None,
+    _optional_version,
+    _check_version,
+    lambda v: "" if v is None else str(v),
+)
+SIGNATURE_NAME = name("signature_name", "serving_default")
+INPUT_NAME = name("input_name", "input_8")
+OUTPUT_NAME = name("output_name", "dense_7")
+MODEL_DEADLINE_SECONDS = seconds("model_deadline_seconds", 5, 300)
+IMAGE_SIZE = integer("image_size", 299, 8, 4096, unit="pixels")
+PREPROCESSING = choice(
+    "preprocessing", Preprocessing, Preprocessing.XCEPTION, PREPROCESSING_ALIASES
+)
+RESIZE_FILTER = choice("resize_filter", ResizeFilter, ResizeFilter.NEAREST)
+JPEG_DRAFT = boolean("jpeg_draft", True)
+LABELS: Var[tuple[str, ...]] = Var(
+    "labels", PREFIX + "LABELS", CLOTHING_LABELS, _parse_labels, _check_labels, ",".join
+)
+SOFTMAX = boolean("softmax", True)
+TOP_K = integer("top_k", 3, 1, 10_000)
+MAX_DOWNLOAD_BYTES = integer("max_download_bytes", 10 * MiB, 1024, 100 * MiB, unit="bytes")
+DOWNLOAD_TIMEOUT_SECONDS = seconds("download_timeout_seconds", 10, 300)
+MAX_PIXELS = integer("max_pixels", 25_000_000, 64, 200_000_000)
+ALLOWED_INTERNAL: Var[tuple[str, ...]] = Var(
+    "allowed_internal", PREFIX + "ALLOWED_INTERNAL", (), _parse_list, _check_allowlist, ",".join
+)
+MAX_REDIRECTS = integer("max_redirects", 3, 0, 10)
+MAX_IN_FLIGHT = integer("max_in_flight", 16, 1, 10_000)
+READY_CACHE_SECONDS = seconds("ready_cache_seconds", 2.0, 3600, zero=True)
+READY_TIMEOUT_SECONDS = seconds("ready_timeout_seconds", 1.0, 60)
+# 0 = the CPUs this process may use (at most 4); the program sets it from the pod's CPU limit.
+WORKER_THREADS = integer("worker_threads", 0, 0, 64)
+LOG_LEVEL = choice("log_level", LogLevel, LogLevel.INFO)
+ACCESS_LOG = boolean("access_log", False)
+
+VARS: tuple[Var[Any], ...] = (
+    LISTEN_PORT, BIND_HOST, TF_SERVING_TARGET, MODEL_NAME, MODEL_VERSION, SIGNATURE_NAME,
+    INPUT_NAME, OUTPUT_NAME, MODEL_DEADLINE_SECONDS, IMAGE_SIZE, PREPROCESSING, RESIZE_FILTER,
+    JPEG_DRAFT, LABELS, SOFTMAX, TOP_K, MAX_DOWNLOAD_BYTES, DOWNLOAD_TIMEOUT_SECONDS, MAX_PIXELS,
+    ALLOWED_INTERNAL, MAX_REDIRECTS, MAX_IN_FLIGHT, READY_CACHE_SECONDS, READY_TIMEOUT_SECONDS,
+    WORKER_THREADS, LOG_LEVEL, ACCESS_LOG,
+)  # fmt: skip
+BY_FIELD: dict[str, Var[Any]] = {var.field: var for var in VARS}
+
+
+def check_together(values: Mapping[str, Any]) -> None:
+    """Rules across settings; `values` maps field names to checked values (defaults filled in)."""
+    labels, top_k = values[LABELS.field], values[TOP_K.field]
+    if top_k > len(labels):
+        raise ContractError(
+            f"must be <= the number of labels ({len(labels)}), got {top_k}", TOP_K.field
+        )
+
+
+def with_defaults(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {var.field: values.get(var.field, var.default) for var in VARS}
+
+
+def rendered(values: Mapping[str, Any]) -> dict[str, str]:
+    """The environment for the given field values (checked one by one, then together)."""
+    check_together(with_defaults({f: BY_FIELD[f].check(v) for f, v in values.items()}))
+    return {BY_FIELD[f].env: BY_FIELD[f].to_env(v) for f, v in values.items()}
+
+
+def env_names() -> Iterable[str]:
+    return (var.env for var in VARS)
