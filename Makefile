@@ -44,7 +44,7 @@ pytest: $(BIN)/.installed
 	$(BIN)/pytest
 
 render: $(BIN)/.installed
-	$(BIN)/python scripts/render.py --stack $(STACK) --out $(OUT)
+	$(BIN)/python -m tools.render --stack $(STACK) --out $(OUT)
 
 # --- real deployments: need the pulumi CLI (and minikube/kubectl or AWS credentials) --------
 
@@ -80,16 +80,16 @@ destroy: stack
 SMOKE_FLAGS ?= $(if $(and $(filter Darwin,$(shell uname -s)),$(filter-out eks,$(STACK))),--port-forward)
 
 smoke: $(BIN)/.installed
-	$(BIN)/python scripts/smoke.py --stack $(STACK) $(SMOKE_FLAGS)
+	$(BIN)/python -m tools.smoke --stack $(STACK) $(SMOKE_FLAGS)
 
 loadtest: $(BIN)/.installed
-	$(BIN)/python -m loadtest.run --stack $(STACK) --run-time $(DURATION) --csv $(OUT)/loadtest
+	$(BIN)/python -m tools.loadtest.run --stack $(STACK) --run-time $(DURATION) --csv $(OUT)/loadtest
 
 autoscale-demo: $(BIN)/.installed
-	$(BIN)/python scripts/autoscale_demo.py --stack $(STACK) --out $(OUT)/autoscale
+	$(BIN)/python -m tools.autoscale --stack $(STACK) --out $(OUT)/autoscale
 
 bench: $(BIN)/.installed
-	$(BIN)/python bench/gateway.py
+	$(BIN)/python -m tools.bench.gateway
 
 proto: $(BIN)/.installed
 	$(BIN)/python -m gateway.proto.generate

@@ -1,27 +1,40 @@
 """tfserving: a TensorFlow model behind TensorFlow Serving on Kubernetes, autoscaled.
 
-settings -> target platform -> model server (+ optional gateway) -> stack outputs.
+settings -> target -> images -> model server (+ optional gateway) -> stack outputs.
 """
 
 import pulumi
 
-from components import settings as stack_settings
+import outputs as out
+from components.container_image import ImageBuild
 from components.gateway import Gateway, GatewayArgs
-from components.model_server import GRPC_PORT, REST_PORT, ModelServer, ModelServerArgs
-from components.platform import Endpoint, Exposure, ImageBuild, model_build, platform_for
-from components.settings import PROJECT_ROOT, ModelSource
+from components.model_image import model_build
+from components.model_server import ModelServer, ModelServerArgs
+from config.model import ModelSource
+from config.paths import PROJECT_ROOT
+from config.stack import load as load_settings
+from targets import Endpoint, Exposure, platform_for
 
-settings = stack_settings.load()
+settings = load_settings()
 platform = platform_for(settings)
 on_cluster = pulumi.ResourceOptions(provider=platform.provider)
 
-GATEWAY_DIR = PROJECT_ROOT / "gateway"
-
+# Images: the model baked into TF Serving's image (source `image`) and the gateway's own.
 model_image = (
     platform.build_image("tfserving-model", model_build(settings.model, settings.server))
     if settings.model.source is ModelSource.IMAGE
     else None
 )
+gateway_image: pulumi.Input[str] | None = settings.gateway.image
+gateway_version = settings.gateway.image_tag
+if settings.gateway.enabled and gateway_image is None:
+    gateway_dir = PROJECT_ROOT / "gateway"
+    built = platform.build_image(
+        "tfserving-gateway",
+        ImageBuild(context=gateway_dir, dockerfile_path=gateway_dir / "Dockerfile"),
+    )
+    gateway_image, gateway_version = built.ref, built.tag
+
 server = ModelServer(
     "tfserving",
     ModelServerArgs(
@@ -36,32 +49,22 @@ server = ModelServer(
     ),
     opts=on_cluster,
 )
-model_path = f"/v1/models/{settings.model.name}"
 endpoints = platform.expose(
     Exposure(
         service=server.service,
         namespace=server.namespace,
         service_type=settings.service.type,
         urls={
-            "predictUrl": Endpoint("http", REST_PORT, f"{model_path}:predict"),
-            "restUrl": Endpoint("http", REST_PORT, model_path),
-            "grpcExternalAddress": Endpoint("grpc", GRPC_PORT, scheme=""),
+            out.PREDICT_URL: Endpoint("http", out.REST_PORT, out.predict_path(settings.model.name)),
+            out.REST_URL: Endpoint("http", out.REST_PORT, out.model_path(settings.model.name)),
+            out.GRPC_EXTERNAL_ADDRESS: Endpoint("grpc", out.GRPC_PORT, scheme=""),
         },
-        port_forward_output="portForwardCommand",
-        hostname_output="loadBalancerHostname",
+        port_forward_output=out.PORT_FORWARD_COMMAND,
+        hostname_output=out.LOAD_BALANCER_HOSTNAME,
     )
 )
 
-if settings.gateway.enabled:
-    gateway_image: pulumi.Input[str]
-    if settings.gateway.image:
-        gateway_image, gateway_version = settings.gateway.image, settings.gateway.image_tag
-    else:
-        built = platform.build_image(
-            "tfserving-gateway",
-            ImageBuild(context=GATEWAY_DIR, dockerfile_path=GATEWAY_DIR / "Dockerfile"),
-        )
-        gateway_image, gateway_version = built.ref, built.tag
+if settings.gateway.enabled and gateway_image is not None:
     gateway = Gateway(
         "tfserving",
         GatewayArgs(
@@ -81,22 +84,22 @@ if settings.gateway.enabled:
             service=gateway.service,
             namespace=server.namespace,
             service_type=settings.gateway.service.type,
-            urls={"gatewayUrl": Endpoint("http", 80)},
-            port_forward_output="gatewayPortForwardCommand",
+            urls={out.GATEWAY_URL: Endpoint("http", out.GATEWAY_SERVICE_PORT)},
+            port_forward_output=out.GATEWAY_PORT_FORWARD_COMMAND,
         )
     )
-    pulumi.export("gatewayServiceName", gateway.service_name)
-    pulumi.export("gatewayHpaName", gateway.hpa_name)
+    pulumi.export(out.GATEWAY_SERVICE_NAME, gateway.service_name)
+    pulumi.export(out.GATEWAY_HPA_NAME, gateway.hpa_name)
 
-pulumi.export("target", settings.target.value)
-pulumi.export("modelName", settings.model.name)
-pulumi.export("namespace", server.namespace)
-pulumi.export("serviceName", server.service_name)
-pulumi.export("deploymentName", server.deployment_name)
-pulumi.export("hpaName", server.hpa_name)
-pulumi.export("grpcAddress", server.grpc_address)
+pulumi.export(out.TARGET, settings.target)
+pulumi.export(out.MODEL_NAME, settings.model.name)
+pulumi.export(out.NAMESPACE, server.namespace)
+pulumi.export(out.SERVICE_NAME, server.service_name)
+pulumi.export(out.DEPLOYMENT_NAME, server.deployment_name)
+pulumi.export(out.HPA_NAME, server.hpa_name)
+pulumi.export(out.GRPC_ADDRESS, server.grpc_address)
 if model_image:
-    pulumi.export("repositoryUrl", model_image.repository)
-    pulumi.export("imageRef", model_image.ref)
+    pulumi.export(out.REPOSITORY_URL, model_image.repository)
+    pulumi.export(out.IMAGE_REF, model_image.ref)
 for key, value in {**platform.outputs, **endpoints}.items():
     pulumi.export(key, value)

@@ -1,7 +1,7 @@
 """A container image built by Pulumi (pulumi-docker-build), for any of our images.
 
-Used for the model image (TF Serving with the SavedModel baked in) and meant for the gateway
-image too. The image is tagged with a content hash of its build inputs, so a new model gives a new
+Used for the model image (TF Serving with the SavedModel baked in) and the gateway's image. The
+image is tagged with a content hash of its build inputs, so a new model gives a new
 tag (and a rolling update) while an unchanged one gives the same tag (and no diff). It is either:
 
 - pushed to a registry (ECR on eks): the Deployment then runs `ref`, the tag pinned to the
@@ -23,7 +23,7 @@ from pathlib import Path
 import pulumi
 import pulumi_docker_build as docker_build
 
-from components.settings import PROJECT_ROOT
+from config.paths import PROJECT_ROOT
 
 PLATFORM = docker_build.Platform.LINUX_AMD64
 TAG_LENGTH = 16  # hex characters of the content hash: plenty against collisions
@@ -40,16 +40,12 @@ class RegistryLogin:
 
 
 @dataclass(frozen=True)
-class ContainerImageArgs:
-    # "<registry>/<repository>" when pushing, a plain local name otherwise.
-    repository: pulumi.Input[str]
+class ImageBuild:
+    """What to build: a context directory and its Dockerfile (exactly one of text or file)."""
+
     context: Path
-    # Exactly one of: the Dockerfile text, or a Dockerfile on disk.
     dockerfile_inline: str | None = None
     dockerfile_path: Path | None = None
-    # None: load into the local Docker daemon instead of pushing.
-    registry: RegistryLogin | None = None
-    build_on_preview: bool = False
 
     def __post_init__(self) -> None:
         if (self.dockerfile_inline is None) == (self.dockerfile_path is None):
@@ -63,6 +59,16 @@ class ContainerImageArgs:
             return self.dockerfile_inline
         assert self.dockerfile_path is not None
         return self.dockerfile_path.read_text()
+
+
+@dataclass(frozen=True)
+class ContainerImageArgs:
+    # "<registry>/<repository>" when pushing, a plain local name otherwise.
+    repository: pulumi.Input[str]
+    build: ImageBuild
+    # None: load into the local Docker daemon instead of pushing.
+    registry: RegistryLogin | None = None
+    build_on_preview: bool = False
 
 
 def project_path(path: Path) -> str:
@@ -128,15 +134,16 @@ class ContainerImage(pulumi.ComponentResource):
         self, name: str, args: ContainerImageArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("tfserving:index:ContainerImage", name, None, opts)
-        self.tag = content_tag(args.dockerfile_text, args.context)
+        build = args.build
+        self.tag = content_tag(build.dockerfile_text, build.context)
         tagged = pulumi.Output.concat(args.repository, ":", self.tag)
         pushed = args.registry is not None
         self.image = docker_build.Image(
             name,
-            context=docker_build.BuildContextArgs(location=project_path(args.context)),
+            context=docker_build.BuildContextArgs(location=project_path(build.context)),
             dockerfile=docker_build.DockerfileArgs(
-                inline=args.dockerfile_inline,
-                location=project_path(args.dockerfile_path) if args.dockerfile_path else None,
+                inline=build.dockerfile_inline,
+                location=project_path(build.dockerfile_path) if build.dockerfile_path else None,
             ),
             platforms=[PLATFORM],
             tags=[tagged],

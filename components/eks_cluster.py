@@ -17,7 +17,7 @@ import pulumi_awsx as awsx
 import pulumi_eks as eks
 import pulumi_kubernetes as k8s
 
-from components.settings import ClusterSettings, NatGateways, NodeGroupSettings
+from config.cluster import ClusterSettings, NatGateways, NodeGroupSettings
 
 # Commercial partition (arn:aws); GovCloud and China would need other ARNs.
 NODE_POLICIES = {

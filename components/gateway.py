@@ -4,18 +4,18 @@ Its own Deployment, Service and HPA, so the CPU-bound tier (download, decode, re
 independently of the model server; settings reach the app as GATEWAY_* environment variables.
 """
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import workload
-from components.settings import GatewaySettings
+from components import kube
+from config.gateway import GatewaySettings
+from gateway import contract
+from outputs import GATEWAY_CONTAINER_PORT, GATEWAY_SERVICE_PORT
 
 COMPONENT = "gateway"
-PORT = 9696
 
 
 @dataclass(frozen=True)
@@ -33,33 +33,21 @@ class GatewayArgs:
 
 
 def gateway_env(args: GatewayArgs) -> dict[str, pulumi.Input[str]]:
-    """The app's environment (see gateway/README.md), all strings as a ConfigMap needs."""
-    gateway = args.settings
-    # os.sched_getaffinity sees the node's cores, not the pod's limit: size the pool here.
-    threads = max(1, math.ceil(gateway.resources.cpu_limit_cores))
-    env: dict[str, pulumi.Input[str]] = {
-        "PORT": str(PORT),
-        "GATEWAY_TF_SERVING_TARGET": args.tf_serving_target,
-        "GATEWAY_MODEL_NAME": args.model_name,
-        "GATEWAY_SIGNATURE_NAME": gateway.signature_name,
-        "GATEWAY_INPUT_NAME": gateway.input_name,
-        "GATEWAY_OUTPUT_NAME": gateway.output_name,
-        "GATEWAY_IMAGE_SIZE": str(gateway.image_size),
-        "GATEWAY_PREPROCESSING": gateway.preprocessing.value,
-        "GATEWAY_SOFTMAX": str(gateway.softmax).lower(),
-        "GATEWAY_TOP_K": str(gateway.top_k),
-        "GATEWAY_MAX_DOWNLOAD_BYTES": str(gateway.max_download_bytes),
-        "GATEWAY_DOWNLOAD_TIMEOUT_SECONDS": str(gateway.download_timeout_seconds),
-        "GATEWAY_MODEL_DEADLINE_SECONDS": str(gateway.model_deadline_seconds),
-        "GATEWAY_WORKER_THREADS": str(threads),
-        "GATEWAY_MAX_IN_FLIGHT": str(gateway.max_in_flight),
+    """The app's environment, written through the gateway's own contract (gateway/contract.py).
+
+    Every value is checked by the same functions the gateway runs on it at start-up; the decode
+    threads follow the CPU limit, since the process sees the node's cores, not the pod's.
+    """
+    values = {
+        **args.settings.contract_values(),
+        contract.LISTEN_PORT.field: GATEWAY_CONTAINER_PORT,
+        contract.MODEL_NAME.field: args.model_name,
     }
-    labels = gateway.label_list
-    if labels is not None:
-        env["GATEWAY_LABELS"] = ",".join(labels)
-    if gateway.allowed_internal:
-        env["GATEWAY_ALLOWED_INTERNAL"] = ",".join(gateway.allowed_internal)
-    return env
+    env: dict[str, pulumi.Input[str]] = dict(contract.rendered(values))
+    env[contract.TF_SERVING_TARGET.env] = pulumi.Output.from_input(args.tf_serving_target).apply(
+        contract.TF_SERVING_TARGET.to_env
+    )
+    return dict(sorted(env.items()))
 
 
 class Gateway(pulumi.ComponentResource):
@@ -76,8 +64,8 @@ class Gateway(pulumi.ComponentResource):
         super().__init__("tfserving:index:Gateway", name, None, opts)
         gateway = args.settings
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
-        selector = workload.selector_labels(name, COMPONENT)
-        labels = workload.labels(name, COMPONENT, args.version)
+        selector = kube.selector_labels(name, COMPONENT)
+        labels = kube.labels(name, COMPONENT, args.version)
 
         def metadata() -> k8s.meta.v1.ObjectMetaArgs:
             return k8s.meta.v1.ObjectMetaArgs(namespace=args.namespace, labels=labels)
@@ -88,7 +76,7 @@ class Gateway(pulumi.ComponentResource):
         deployment = k8s.apps.v1.Deployment(
             f"{name}-gateway",
             metadata=metadata(),
-            spec=workload.deployment_spec(
+            spec=kube.deployment_spec(
                 selector=selector,
                 labels=labels,
                 containers=[_container(args, env)],
@@ -98,12 +86,12 @@ class Gateway(pulumi.ComponentResource):
                         empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi"),
                     )
                 ],
-                metrics_port=PORT,
-                metrics_path="/metrics",
+                metrics_port=GATEWAY_CONTAINER_PORT,
+                metrics_path=contract.METRICS_PATH,
             ),
             opts=child,
         )
-        self.service = workload.exposed_service(
+        self.service = kube.exposed_service(
             f"{name}-gateway",
             namespace=args.namespace,
             labels=labels,
@@ -111,13 +99,16 @@ class Gateway(pulumi.ComponentResource):
             service=gateway.service,
             ports=[
                 k8s.core.v1.ServicePortArgs(
-                    name="http", port=80, target_port="http", node_port=gateway.service.node_port
+                    name="http",
+                    port=GATEWAY_SERVICE_PORT,
+                    target_port="http",
+                    node_port=gateway.service.node_port,
                 )
             ],
             load_balancer_annotations=args.service_annotations,
             opts=child,
         )
-        hpa = workload.autoscale(
+        hpa = kube.autoscale(
             f"{name}-gateway",
             deployment,
             gateway.autoscaling,
@@ -125,9 +116,9 @@ class Gateway(pulumi.ComponentResource):
             selector=selector,
             opts=child,
         )
-        self.deployment_name = workload.name_of(deployment)
-        self.service_name = workload.name_of(self.service)
-        self.hpa_name = workload.name_of(hpa)
+        self.deployment_name = kube.name_of(deployment)
+        self.service_name = kube.name_of(self.service)
+        self.hpa_name = kube.name_of(hpa)
         self.register_outputs(
             {
                 "serviceName": self.service_name,
@@ -143,15 +134,15 @@ def _container(args: GatewayArgs, env: k8s.core.v1.ConfigMap) -> k8s.core.v1.Con
         image=args.image,
         env_from=[
             k8s.core.v1.EnvFromSourceArgs(
-                config_map_ref=k8s.core.v1.ConfigMapEnvSourceArgs(name=workload.name_of(env))
+                config_map_ref=k8s.core.v1.ConfigMapEnvSourceArgs(name=kube.name_of(env))
             )
         ],
-        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT)],
-        resources=workload.resource_requirements(args.settings.resources),
-        startup_probe=workload.http_probe("/healthz", period=2, failures=30),
+        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=GATEWAY_CONTAINER_PORT)],
+        resources=kube.resource_requirements(args.settings.resources),
+        startup_probe=kube.http_probe(contract.HEALTH_PATH, period=2, failures=30),
         # Ready only while TF Serving reports the model AVAILABLE: no traffic to a blind gateway.
-        readiness_probe=workload.http_probe("/readyz", period=5, failures=2),
-        liveness_probe=workload.http_probe("/healthz", period=10, failures=3),
-        security_context=workload.container_security_context(),
+        readiness_probe=kube.http_probe(contract.READY_PATH, period=5, failures=2),
+        liveness_probe=kube.http_probe(contract.HEALTH_PATH, period=10, failures=3),
+        security_context=kube.container_security_context(),
         volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")],
     )

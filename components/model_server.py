@@ -1,25 +1,18 @@
 """TensorFlow Serving on Kubernetes: namespace, config, model files, Deployment, Services, HPA."""
 
 import base64
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import workload
-from components.settings import (
-    AutoscalingSettings,
-    ModelSettings,
-    ModelSource,
-    ServerSettings,
-    ServiceSettings,
-)
+from components import kube
+from config.model import ModelSettings, ModelSource
+from config.workload import AutoscalingSettings, ServerSettings, ServiceSettings
+from outputs import GRPC_PORT, REST_PORT, model_path
 
 COMPONENT = "model-server"
-GRPC_PORT = 8500
-REST_PORT = 8501
 MODELS_ROOT = "/models"  # the image's default MODEL_BASE_PATH
 CONFIG_DIR = "/etc/tfserving"
 METRICS_PATH = "/monitoring/prometheus/metrics"
@@ -47,7 +40,7 @@ class ModelServerArgs:
 def server_args(model: ModelSettings, server: ServerSettings) -> list[str]:
     """Flags appended to the image's entrypoint (which already sets ports, name and base path)."""
     # TF Serving sizes its pools from the node's cores, not the pod's limit: pin them to the limit.
-    cores = max(1, math.ceil(server.resources.cpu_limit_cores))
+    cores = server.resources.cpu_threads
     flags = [
         f"--tensorflow_intra_op_parallelism={cores}",
         f"--tensorflow_inter_op_parallelism={cores}",
@@ -89,15 +82,15 @@ class ModelServer(pulumi.ComponentResource):
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         version = args.server.tag
-        self._labels = workload.labels(name, COMPONENT, version)
-        self._selector = workload.selector_labels(name, COMPONENT)
+        self._labels = kube.labels(name, COMPONENT, version)
+        self._selector = kube.selector_labels(name, COMPONENT)
 
         ns = k8s.core.v1.Namespace(
             f"{name}-namespace",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels=self._labels),
             opts=self._child,
         )
-        self.namespace = workload.name_of(ns)
+        self.namespace = kube.name_of(ns)
         env = self._configmap(
             f"{name}-env",
             data={"MODEL_NAME": args.model.name, "MODEL_BASE_PATH": model_base_path(args.model)},
@@ -114,7 +107,7 @@ class ModelServer(pulumi.ComponentResource):
         deployment = self._deployment(name, env, monitoring, model_files)
         self.service = self._service(f"{name}-server")
         grpc_service = self._headless_grpc_service(f"{name}-grpc")
-        hpa = workload.autoscale(
+        hpa = kube.autoscale(
             f"{name}-server",
             deployment,
             args.autoscaling,
@@ -122,10 +115,10 @@ class ModelServer(pulumi.ComponentResource):
             selector=self._selector,
             opts=self._child,
         )
-        self.deployment_name = workload.name_of(deployment)
-        self.service_name = workload.name_of(self.service)
-        self.grpc_service_name = workload.name_of(grpc_service)
-        self.hpa_name = workload.name_of(hpa)
+        self.deployment_name = kube.name_of(deployment)
+        self.service_name = kube.name_of(self.service)
+        self.grpc_service_name = kube.name_of(grpc_service)
+        self.hpa_name = kube.name_of(hpa)
         # dns:/// + headless Service: gRPC clients resolve every pod and balance per request.
         self.grpc_address = pulumi.Output.format(
             "dns:///{0}.{1}.svc.cluster.local:{2}",
@@ -157,7 +150,7 @@ class ModelServer(pulumi.ComponentResource):
     def _model_files_configmap(self, name: str) -> k8s.core.v1.ConfigMap:
         binary = {
             f.configmap_key: base64.b64encode(f.source.read_bytes()).decode("ascii")
-            for f in self._args.model.files()
+            for f in self._args.model.folder.files
         }
         return k8s.core.v1.ConfigMap(
             name, metadata=self._metadata(), binary_data=binary, opts=self._child
@@ -171,7 +164,7 @@ class ModelServer(pulumi.ComponentResource):
         model_files: k8s.core.v1.ConfigMap | None,
     ) -> k8s.apps.v1.Deployment:
         args = self._args
-        status_path = f"/v1/models/{args.model.name}"
+        status_path = model_path(args.model.name)
         mounts = [
             k8s.core.v1.VolumeMountArgs(name="config", mount_path=CONFIG_DIR, read_only=True),
             k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
@@ -179,7 +172,7 @@ class ModelServer(pulumi.ComponentResource):
         volumes = [
             k8s.core.v1.VolumeArgs(
                 name="config",
-                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=workload.name_of(monitoring)),
+                config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=kube.name_of(monitoring)),
             ),
             k8s.core.v1.VolumeArgs(
                 name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi")
@@ -199,30 +192,30 @@ class ModelServer(pulumi.ComponentResource):
             args=server_args(args.model, args.server),
             env_from=[
                 k8s.core.v1.EnvFromSourceArgs(
-                    config_map_ref=k8s.core.v1.ConfigMapEnvSourceArgs(name=workload.name_of(env))
+                    config_map_ref=k8s.core.v1.ConfigMapEnvSourceArgs(name=kube.name_of(env))
                 )
             ],
             ports=[
                 k8s.core.v1.ContainerPortArgs(name="grpc", container_port=GRPC_PORT),
                 k8s.core.v1.ContainerPortArgs(name="http", container_port=REST_PORT),
             ],
-            resources=workload.resource_requirements(args.server.resources),
+            resources=kube.resource_requirements(args.server.resources),
             # The server opens its ports only once the model is loaded: allow 5 minutes for that.
-            startup_probe=workload.http_probe(status_path, period=5, failures=60),
-            readiness_probe=workload.http_probe(status_path, period=10, failures=3),
+            startup_probe=kube.http_probe(status_path, period=5, failures=60),
+            readiness_probe=kube.http_probe(status_path, period=10, failures=3),
             liveness_probe=k8s.core.v1.ProbeArgs(
                 tcp_socket=k8s.core.v1.TCPSocketActionArgs(port="grpc"),
                 period_seconds=20,
                 timeout_seconds=5,
                 failure_threshold=3,
             ),
-            security_context=workload.container_security_context(),
+            security_context=kube.container_security_context(),
             volume_mounts=mounts,
         )
         return k8s.apps.v1.Deployment(
             f"{name}-server",
             metadata=self._metadata(),
-            spec=workload.deployment_spec(
+            spec=kube.deployment_spec(
                 selector=self._selector,
                 labels=self._labels,
                 containers=[container],
@@ -238,17 +231,17 @@ class ModelServer(pulumi.ComponentResource):
         return k8s.core.v1.VolumeArgs(
             name="model",
             config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
-                name=workload.name_of(model_files),
+                name=kube.name_of(model_files),
                 default_mode=0o444,
                 items=[
                     k8s.core.v1.KeyToPathArgs(key=f.configmap_key, path=f.relative_path)
-                    for f in self._args.model.files()
+                    for f in self._args.model.folder.files
                 ],
             ),
         )
 
     def _service(self, name: str) -> k8s.core.v1.Service:
-        return workload.exposed_service(
+        return kube.exposed_service(
             name,
             namespace=self.namespace,
             labels=self._labels,

@@ -7,7 +7,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.container_image import RegistryLogin
-from components.settings import RegistrySettings
+from config.cluster import RegistrySettings
 
 
 def lifecycle_policy(keep_images: int) -> str:

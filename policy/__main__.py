@@ -1,8 +1,5 @@
 """tfserving policy pack: each rule of policy/rules.py as a mandatory ResourceValidationPolicy."""
 
-import sys
-from pathlib import Path
-
 from pulumi_policy import (
     EnforcementLevel,
     PolicyPack,
@@ -11,11 +8,13 @@ from pulumi_policy import (
     ResourceValidationPolicy,
 )
 
-# Pulumi runs this file with policy/ as the script directory; the rules live in the `policy`
-# package (so tests import them without starting the pack), hence the repository root on the path.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from policy.rules import RULES, Rule
+# The rules are a module of their own so tests import them without starting the pack. Pulumi
+# runs this file as a script from policy/ (rules.py is then a top-level module); tests and mypy
+# see it as the package `policy`. The pack imports nothing else from the repository.
+try:
+    from policy.rules import RULES, Rule
+except ImportError:
+    from rules import RULES, Rule  # type: ignore[import-not-found, no-redef]
 
 
 def as_policy(rule: Rule) -> ResourceValidationPolicy:

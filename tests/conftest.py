@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from scripts.render import Rendered, render_stack
+from tools.render import Rendered, render_stack
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STACK_FILES = sorted(PROJECT_ROOT.glob("Pulumi.*.yaml"))

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from components.container_image import ContainerImageArgs, content_tag, project_path
-from components.platform import model_dockerfile
-from components.settings import parse
+from components.container_image import ImageBuild, content_tag, project_path
+from components.model_image import model_dockerfile
+from config.stack import parse
 from tests.conftest import PROJECT_ROOT, one, one_resource
 
 IMAGE = "docker-build:index:Image"
@@ -65,23 +65,22 @@ def test_paths_inside_the_project_are_relative_others_absolute(tmp_path):
 
 def test_args_need_exactly_one_dockerfile(tmp_path):
     with pytest.raises(ValueError, match="exactly one"):
-        ContainerImageArgs(repository="r", context=tmp_path)
+        ImageBuild(context=tmp_path)
     with pytest.raises(ValueError, match="exactly one"):
-        ContainerImageArgs(
-            repository="r",
+        ImageBuild(
             context=tmp_path,
             dockerfile_inline="FROM x:1\n",
             dockerfile_path=tmp_path / "Dockerfile",
         )
     with pytest.raises(ValueError, match="not a directory"):
-        ContainerImageArgs(repository="r", context=tmp_path / "nope", dockerfile_inline="FROM x:1")
+        ImageBuild(context=tmp_path / "nope", dockerfile_inline="FROM x:1")
 
 
 def test_dockerfile_on_disk_is_read_for_the_tag(tmp_path):
     (tmp_path / "app.py").write_text("print(1)\n")
     dockerfile = tmp_path / "Dockerfile"
     dockerfile.write_text("FROM python:3.11-slim\nCOPY app.py /app.py\n")
-    args = ContainerImageArgs(repository="r", context=tmp_path, dockerfile_path=dockerfile)
+    args = ImageBuild(context=tmp_path, dockerfile_path=dockerfile)
     assert args.dockerfile_text == dockerfile.read_text()
     before = content_tag(args.dockerfile_text, tmp_path)
     dockerfile.write_text("FROM python:3.12-slim\nCOPY app.py /app.py\n")

@@ -12,10 +12,10 @@ from components.eks_cluster import (
     EksClusterArgs,
     admin_entry_key,
 )
-from components.settings import ClusterSettings
-from scripts.curated_outputs import METRICS_SERVER_VERSION
-from scripts.render import Rendered, render_stack, run_under_mocks
+from config.cluster import ClusterSettings
 from tests.conftest import PROJECT_ROOT, one_resource, resources_of
+from tools.render import Rendered, render_stack, run_under_mocks
+from tools.render.cloud import METRICS_SERVER_VERSION
 
 CLUSTER = "tfserving:cluster"
 VPC = "awsx:ec2:Vpc"

@@ -2,8 +2,8 @@
 
 import pytest
 
-from scripts.render import render_stack
 from tests.conftest import PROJECT_ROOT, objects_of, one, one_resource, resources_of
+from tools.render import render_stack
 
 GATEWAY_STACK = PROJECT_ROOT / "Pulumi.gateway.yaml"
 

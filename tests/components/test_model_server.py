@@ -4,7 +4,7 @@ import base64
 from pathlib import Path
 
 from components.model_server import server_args
-from components.settings import parse
+from config.stack import parse
 from tests.conftest import PROJECT_ROOT, objects_of, one
 
 MODEL_DIR = PROJECT_ROOT / "models" / "half_plus_two"
@@ -238,4 +238,4 @@ def test_every_object_is_a_child_of_the_component_on_the_cluster_provider(render
 
 def test_model_dir_is_read_relative_to_the_project(tmp_path: Path):
     settings = parse({"tfserving:model": '{"path": "models/half_plus_two"}'})
-    assert settings.model.directory == MODEL_DIR
+    assert settings.model.folder.directory == MODEL_DIR

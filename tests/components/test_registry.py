@@ -5,8 +5,8 @@ import json
 import pytest
 
 from components.registry import lifecycle_policy
-from scripts.render import Rendered, render_stack
 from tests.conftest import PROJECT_ROOT, one_resource
+from tools.render import Rendered, render_stack
 
 REPOSITORY = "aws:ecr/repository:Repository"
 LIFECYCLE = "aws:ecr/lifecyclePolicy:LifecyclePolicy"

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 import pytest_asyncio
 
-from gateway.fake_tfserving import FakeTFServing
 from tests.gateway.support import ImageServer, RunningGateway, start_gateway
+from tools.fake_tfserving import FakeTFServing
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway import tfserving
 from gateway.app import LIMIT
-from gateway.fake_tfserving import FakeTFServing, State, fake_logits
 from gateway.settings import CLOTHING_LABELS
 from tests.gateway.support import (
     RED_JPEG,
@@ -29,6 +28,7 @@ from tests.gateway.support import (
     photo,
     solid,
 )
+from tools.fake_tfserving import FakeTFServing, State, fake_logits
 
 pytestmark = pytest.mark.asyncio
 Factory = Callable[..., Awaitable[RunningGateway]]

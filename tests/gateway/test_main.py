@@ -10,13 +10,11 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
+from config.paths import PROJECT_ROOT
 from gateway.__main__ import tune_malloc
-
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -35,7 +33,7 @@ def test_invalid_configuration_exits_2_naming_the_variable() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "gateway"],
         check=False,
-        cwd=REPO,
+        cwd=PROJECT_ROOT,
         env=_env(GATEWAY_IMAGE_SIZE="huge", GATEWAY_MAX_REDIRECTS="-1"),
         capture_output=True,
         text=True,
@@ -50,7 +48,7 @@ def test_serves_on_port_and_stops_on_sigterm() -> None:
     port = _free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gateway"],
-        cwd=REPO,
+        cwd=PROJECT_ROOT,
         env=_env(PORT=str(port), GATEWAY_BIND_HOST="127.0.0.1"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

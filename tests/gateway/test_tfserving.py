@@ -12,9 +12,9 @@ import pytest
 import pytest_asyncio
 
 from gateway.errors import ModelError, ModelUnavailableError, UpstreamTimeoutError
-from gateway.fake_tfserving import Behaviour, FakeTFServing, State, fake_logits
 from gateway.proto import predict_pb2, tensor_pb2, types_pb2
 from gateway.tfserving import CachedReadiness, TFServingClient, tensor_proto, tensor_values
+from tools.fake_tfserving import Behaviour, FakeTFServing, State, fake_logits
 
 pytestmark = pytest.mark.asyncio
 

@@ -13,11 +13,11 @@ import pytest
 from google.protobuf import empty_pb2, struct_pb2
 from pulumi.runtime.proto import analyzer_pb2, analyzer_pb2_grpc
 
+from config.paths import PROJECT_ROOT
 from policy import rules
-from scripts.render import render_stack
+from tools.render import render_stack
 
-REPO = Path(__file__).resolve().parents[2]
-STACK_FILES = sorted(REPO.glob("Pulumi.*.yaml"))
+STACK_FILES = sorted(PROJECT_ROOT.glob("Pulumi.*.yaml"))
 DIGEST = "sha256:" + "ab" * 32
 
 
@@ -306,7 +306,9 @@ def test_launch_templates_do_not_ask_for_public_ips() -> None:
 
 def test_a_rendered_deployment_broken_in_four_ways_fails_four_rules() -> None:
     original = next(
-        r for r in rendered(REPO / "Pulumi.dev.yaml").resources if r["type"] == rules.DEPLOYMENT
+        r
+        for r in rendered(PROJECT_ROOT / "Pulumi.dev.yaml").resources
+        if r["type"] == rules.DEPLOYMENT
     )
     props = copy.deepcopy(original["inputs"])
     container = props["spec"]["template"]["spec"]["containers"][0]
@@ -331,7 +333,7 @@ def test_a_rendered_deployment_broken_in_four_ways_fails_four_rules() -> None:
 def analyzer() -> Iterator[Any]:
     # Pulumi starts a Python pack as `python -u .` in its directory; it prints its gRPC port.
     proc = subprocess.Popen(
-        [sys.executable, "-u", "."], cwd=REPO / "policy", stdout=subprocess.PIPE, text=True
+        [sys.executable, "-u", "."], cwd=PROJECT_ROOT / "policy", stdout=subprocess.PIPE, text=True
     )
     try:
         assert proc.stdout is not None

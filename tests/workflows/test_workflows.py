@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-WORKFLOWS = REPO / ".github" / "workflows"
+from config.paths import PROJECT_ROOT
+
+WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
 FILES = sorted(WORKFLOWS.glob("*.yml"))
 CHECK_JSONSCHEMA = [sys.executable, "-m", "check_jsonschema"]
 # owner/repo@vMAJOR.MINOR.PATCH or @<40 hex>: never a moving @v7, @main or @latest.
@@ -117,7 +118,7 @@ def test_previews_every_stack_with_an_edited_comment_and_the_policy_pack() -> No
             assert inputs["comment-on-pr"] is True
             assert inputs["edit-pr-comment"] is True
             assert inputs["policyPacks"] == "policy"
-            assert (REPO / inputs["policyPacks"] / "PulumiPolicy.yaml").is_file()
+            assert (PROJECT_ROOT / inputs["policyPacks"] / "PulumiPolicy.yaml").is_file()
             assert inputs["stack-name"] in job["concurrency"]["group"]
     assert set(stacks) == {"dev", "eks"}
     assert steps_using(stacks["dev"], "medyagh/setup-minikube@")
@@ -159,7 +160,7 @@ def test_deploy_on_push_to_main_behind_the_protected_environment() -> None:
         "eks",
         "policy",
     )
-    assert "scripts/smoke.py --stack eks" in job["steps"][-1]["run"]
+    assert "python -m tools.smoke --stack eks" in job["steps"][-1]["run"]
 
 
 def test_destroy_is_manual_and_confirmed() -> None:

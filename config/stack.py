@@ -1,0 +1,150 @@
+"""The whole `tfserving:*` namespace of a stack: a union of one settings model per target.
+
+`tfserving:target` picks the model, so a setting that only one target uses exists only on that
+target's settings (an EKS cluster on `EksSettings`, a kube context on `MinikubeSettings`) and
+no code has to ask whether it is there. Everything is validated once, before any resource is
+registered; every problem is reported at once, each naming its key.
+"""
+
+import difflib
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from config.base import DnsLabel, Strict
+from config.cluster import ClusterSettings, RegistrySettings
+from config.errors import NAMESPACE, SettingsError, describe
+from config.gateway import GatewaySettings
+from config.model import ModelSettings
+from config.workload import AutoscalingSettings, ServerSettings, ServiceSettings
+
+DEFAULT_NAMESPACE = "tfserving"
+# Namespaces of other packages a stack file legitimately holds.
+FOREIGN_NAMESPACES = frozenset({"aws", "kubernetes", "pulumi", "eks", "awsx", "docker-build"})
+
+
+class StackSettings(Strict):
+    """What every target has: the namespace, the model, the model server and the gateway."""
+
+    namespace: DnsLabel = DEFAULT_NAMESPACE
+    # No class-level default: the default model directory is checked at parse time, not import.
+    model: ModelSettings
+    server: ServerSettings = ServerSettings()
+    service: ServiceSettings = ServiceSettings()
+    autoscaling: AutoscalingSettings = AutoscalingSettings()
+    gateway: GatewaySettings = GatewaySettings()
+
+
+class MinikubeSettings(StackSettings):
+    """A laptop cluster: the current minikube profile's context, images in its Docker daemon."""
+
+    target: Literal["minikube"] = "minikube"
+    kube_context: str = Field(default="minikube", alias="kubeContext")
+
+
+class EksSettings(StackSettings):
+    """An EKS cluster of its own, with ECR for the images."""
+
+    target: Literal["eks"]
+    cluster: ClusterSettings = ClusterSettings()
+    registry: RegistrySettings = RegistrySettings()
+
+
+Settings = MinikubeSettings | EksSettings
+TARGETS: dict[str, type[StackSettings]] = {"minikube": MinikubeSettings, "eks": EksSettings}
+_ADAPTER: TypeAdapter[Settings] = TypeAdapter(Annotated[Settings, Field(discriminator="target")])
+
+
+def _stack_key(model: type[BaseModel], attribute: str) -> str:
+    return model.model_fields[attribute].alias or attribute
+
+
+def _is_structured(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+# Top-level key -> whether its value is an object (Pulumi hands those over as JSON text).
+KEYS: dict[str, bool] = {
+    _stack_key(model, attribute): _is_structured(info.annotation)
+    for model in TARGETS.values()
+    for attribute, info in model.model_fields.items()
+}
+# Key -> the targets that have it.
+TARGETS_OF: dict[str, list[str]] = {
+    key: [t for t, m in TARGETS.items() if key in {_stack_key(m, a) for a in m.model_fields}]
+    for key in KEYS
+}
+
+
+def _closest(word: str, options: list[str]) -> str:
+    match = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    return f"; did you mean {match[0]}?" if match else ""
+
+
+def _top_level_problems(raw: Mapping[str, str]) -> list[str]:
+    """Keys outside the tfserving namespace that look like typos of it, or of its keys."""
+    problems = []
+    for full_key in sorted(raw):
+        namespace, _, key = full_key.partition(":")
+        if namespace == NAMESPACE:
+            if key not in KEYS:
+                problems.append(
+                    f"{full_key} is not a known setting{_closest(key, sorted(KEYS))} "
+                    f"(known: {', '.join(sorted(KEYS))})"
+                )
+        elif namespace not in FOREIGN_NAMESPACES and difflib.get_close_matches(
+            namespace, [NAMESPACE], n=1, cutoff=0.7
+        ):
+            problems.append(
+                f"{full_key} is in namespace {namespace!r}, which is not this project's; "
+                f"did you mean {NAMESPACE}:{key}?"
+            )
+    return problems
+
+
+def parse(raw: Mapping[str, str]) -> Settings:
+    """Validate a stack's config as Pulumi hands it over: `{"tfserving:model": "<json>", ...}`."""
+    problems = _top_level_problems(raw)
+    document: dict[str, Any] = {}
+    for full_key, text in sorted(raw.items()):
+        namespace, _, key = full_key.partition(":")
+        if namespace != NAMESPACE or key not in KEYS:
+            continue
+        if not KEYS[key]:
+            document[key] = text
+            continue
+        try:
+            document[key] = json.loads(text)
+        except json.JSONDecodeError:
+            problems.append(f"{full_key} must be a mapping of settings, got {text!r}")
+    target = document.setdefault("target", "minikube")
+    if target not in TARGETS:
+        raise SettingsError(
+            [*problems, f"{NAMESPACE}:target must be one of {', '.join(TARGETS)}, got {target!r}"]
+        )
+    for key in sorted(document):
+        if target not in TARGETS_OF[key]:
+            problems.append(
+                f"{NAMESPACE}:{key} only applies to target {' or '.join(TARGETS_OF[key])}, "
+                f"not {target}"
+            )
+            del document[key]
+    document.setdefault("model", {})
+    try:
+        settings = _ADAPTER.validate_python(document)
+    except ValidationError as error:
+        # The first location is the union's tag (the target): keys start after it.
+        problems += [describe({**e, "loc": e["loc"][1:]}) for e in error.errors()]
+    if problems:
+        raise SettingsError(problems)
+    return settings
+
+
+def load() -> Settings:
+    """Read the running stack's config (CLI or mock runtime) and validate the tfserving keys."""
+    from pulumi.runtime import config as runtime_config  # noqa: PLC0415 - the engine's view
+
+    merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    return parse({k: str(v) for k, v in merged.items()})

@@ -1,0 +1,179 @@
+"""Settings of a workload tier (model server, gateway): resources, Service, autoscaling, image."""
+
+import math
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import Field, PlainValidator, field_validator, model_validator
+
+from config.base import Cidr, PinnedImage, Strict, choice, image_tag
+from config.errors import InvalidSettingError
+from config.quantity import Quantity, quantity
+
+# Sane bounds: a typo such as `2M` cores (two million TF Serving threads) stops at preview.
+MAX_CPU_CORES = Decimal(256)
+MIN_CPU_CORES = Decimal("0.001")  # the API server's precision for CPU
+MIN_MEMORY_BYTES = Decimal(16 * 2**20)
+MAX_MEMORY_BYTES = Decimal(4 * 2**40)
+
+
+def _cpu(value: object) -> Quantity:
+    amount = quantity(value)
+    if not MIN_CPU_CORES <= amount.amount <= MAX_CPU_CORES:
+        raise ValueError(
+            f"must be between 1m and {MAX_CPU_CORES} cores (e.g. 500m, 1, 2), got {value!r}"
+        )
+    return amount
+
+
+def _memory(value: object) -> Quantity:
+    amount = quantity(value)
+    if not MIN_MEMORY_BYTES <= amount.amount <= MAX_MEMORY_BYTES:
+        raise ValueError(f"must be between 16Mi and 4Ti of memory (e.g. 256Mi, 1Gi), got {value!r}")
+    return amount
+
+
+Cpu = Annotated[Quantity, PlainValidator(_cpu)]
+Memory = Annotated[Quantity, PlainValidator(_memory)]
+
+
+class ResourceAmounts(Strict):
+    cpu: Cpu
+    memory: Memory
+
+
+def _amounts(cpu: str, memory: str) -> ResourceAmounts:
+    return ResourceAmounts.model_validate({"cpu": cpu, "memory": memory})
+
+
+class Resources(Strict):
+    requests: ResourceAmounts = _amounts("250m", "256Mi")
+    limits: ResourceAmounts = _amounts("1", "1Gi")
+
+    @model_validator(mode="after")
+    def _requests_within_limits(self) -> Self:
+        for kind in ("cpu", "memory"):
+            request, limit = getattr(self.requests, kind), getattr(self.limits, kind)
+            if request.amount > limit.amount:
+                raise InvalidSettingError(
+                    f"({request}) must not exceed limits.{kind} ({limit})", at=f"requests.{kind}"
+                )
+        return self
+
+    @property
+    def cpu_threads(self) -> int:
+        """Threads a process should run: the CPU limit in whole cores, at least one.
+
+        Thread pools size themselves from the node's cores, not the pod's limit; sized from the
+        limit they neither throttle on a big node nor starve a small pod.
+        """
+        return max(1, math.ceil(self.limits.cpu.amount))
+
+
+def resources(requests: tuple[str, str], limits: tuple[str, str]) -> Resources:
+    """Resources from (cpu, memory) pairs, for defaults written in code."""
+    return Resources(requests=_amounts(*requests), limits=_amounts(*limits))
+
+
+class ServerSettings(Strict):
+    image: PinnedImage = "tensorflow/serving:2.19.1"
+    resources: Resources = Resources()
+
+    @property
+    def tag(self) -> str:
+        return image_tag(self.image)
+
+
+class ServiceType(StrEnum):
+    NODE_PORT = "NodePort"
+    LOAD_BALANCER = "LoadBalancer"
+    CLUSTER_IP = "ClusterIP"
+
+
+class ServiceSettings(Strict):
+    type: Annotated[ServiceType, choice(ServiceType)] = ServiceType.NODE_PORT
+    node_port: int | None = Field(default=None, alias="nodePort")
+    # Who may reach the cloud load balancer (Service loadBalancerSourceRanges).
+    allowed_source_ranges: list[Cidr] | None = Field(default=None, alias="allowedSourceRanges")
+
+    @field_validator("node_port")
+    @classmethod
+    def _node_port_range(cls, value: int | None) -> int | None:
+        if value is not None and not 30000 <= value <= 32767:
+            raise ValueError(f"must be in the NodePort range 30000-32767, got {value}")
+        return value
+
+    @field_validator("allowed_source_ranges")
+    @classmethod
+    def _some_ranges(cls, value: list[str] | None) -> list[str] | None:
+        # An empty list means "everyone" to Kubernetes: make that explicit with 0.0.0.0/0.
+        if value is not None and not value:
+            raise ValueError("must list at least one CIDR block (0.0.0.0/0 allows everyone)")
+        return value
+
+    @model_validator(mode="after")
+    def _fits_type(self) -> Self:
+        if self.node_port is not None and self.type is not ServiceType.NODE_PORT:
+            raise InvalidSettingError(
+                f"only applies to type NodePort, not {self.type.value}", at="nodePort"
+            )
+        if self.allowed_source_ranges is not None and self.type is not ServiceType.LOAD_BALANCER:
+            raise InvalidSettingError(
+                f"only applies to type LoadBalancer, not {self.type.value}",
+                at="allowedSourceRanges",
+            )
+        return self
+
+
+class AutoscalingSettings(Strict):
+    min_replicas: Annotated[int, Field(alias="minReplicas")] = 1
+    max_replicas: Annotated[int, Field(alias="maxReplicas")] = 3
+    target_cpu_utilization: Annotated[int, Field(alias="targetCpuUtilization")] = 60
+    scale_down_stabilization_seconds: Annotated[
+        int, Field(alias="scaleDownStabilizationSeconds")
+    ] = 300
+
+    @field_validator("min_replicas")
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError(f"must be >= 1, got {value}")
+        return value
+
+    @field_validator("max_replicas")
+    @classmethod
+    def _ceiling(cls, value: int) -> int:
+        if not 1 <= value <= 1000:
+            raise ValueError(f"must be between 1 and 1000, got {value}")
+        return value
+
+    @field_validator("target_cpu_utilization")
+    @classmethod
+    def _percentage(cls, value: int) -> int:
+        if not 1 <= value <= 100:
+            raise ValueError(f"must be between 1 and 100 (percent of the CPU request), got {value}")
+        return value
+
+    @field_validator("scale_down_stabilization_seconds")
+    @classmethod
+    def _window(cls, value: int) -> int:
+        if not 0 <= value <= 3600:
+            raise ValueError(f"must be between 0 and 3600 seconds, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _max_not_below_min(self) -> Self:
+        if self.max_replicas < self.min_replicas:
+            raise InvalidSettingError(
+                f"must be >= minReplicas ({self.min_replicas}), got {self.max_replicas}",
+                at="maxReplicas",
+            )
+        return self
+
+
+def autoscaling(min_replicas: int, max_replicas: int, target: int) -> AutoscalingSettings:
+    """Autoscaling settings written in code (defaults), by their Python names."""
+    return AutoscalingSettings.model_validate(
+        {"minReplicas": min_replicas, "maxReplicas": max_replicas, "targetCpuUtilization": target}
+    )

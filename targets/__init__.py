@@ -1,0 +1,22 @@
+"""Where the system runs: one module per target, each returning the same `Platform` shape."""
+
+from typing import assert_never
+
+from config.stack import EksSettings, MinikubeSettings, Settings
+from targets.base import Endpoint, Exposure, Platform
+from targets.eks import eks
+from targets.minikube import minikube
+
+
+def platform_for(settings: Settings) -> Platform:
+    """The platform of the stack's target (`tfserving:target`)."""
+    match settings:
+        case EksSettings():
+            return eks(settings)
+        case MinikubeSettings():
+            return minikube(settings)
+        case _:
+            assert_never(settings)
+
+
+__all__ = ["Endpoint", "Exposure", "Platform", "platform_for"]

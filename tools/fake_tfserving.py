@@ -1,0 +1,193 @@
+"""A fake TF Serving (PredictionService.Predict + ModelService.GetModelStatus over gRPC) for
+tests, the benchmark and local runs without TensorFlow:
+
+    venv/bin/python -m tools.fake_tfserving --port 8500 --latency-ms 20
+
+Its "model" is real arithmetic on the input tensor: class i scores the mean of channel i % 3
+times (i // 3 + 1), so a caller can tell what tensor arrived (values, channel order, scaling).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from dataclasses import dataclass
+
+import grpc
+import numpy as np
+from typing_extensions import override
+
+from gateway.proto import (
+    get_model_status_pb2,
+    model_service_pb2_grpc,
+    predict_pb2,
+    prediction_service_pb2_grpc,
+    status_pb2,
+    tensor_pb2,
+    types_pb2,
+)
+from gateway.tfserving import tensor_proto
+
+State = get_model_status_pb2.ModelVersionStatus.State
+
+
+def fake_logits(batch: np.ndarray, num_classes: int) -> np.ndarray:
+    """(N, H, W, 3) -> (N, num_classes) float32."""
+    pixels = batch.reshape(batch.shape[0], -1, batch.shape[-1])
+    channel_means = pixels.mean(axis=1, dtype=np.float64)  # float32 sums drift on big images
+    index = np.arange(num_classes)
+    return (channel_means[:, index % 3] * (index // 3 + 1)).astype(np.float32)
+
+
+@dataclass
+class Behaviour:
+    """What the fake does; tests change fields between calls."""
+
+    model_name: str = "clothing-model"
+    version: int = 1
+    signature_name: str = "serving_default"
+    input_name: str = "input_8"
+    output_name: str = "dense_7"
+    num_classes: int = 10
+    latency_s: float = 0.0
+    fail: grpc.StatusCode | None = None  # abort Predict with this code
+    status_fail: grpc.StatusCode | None = None  # abort GetModelStatus with this code
+    state: State.ValueType = State.AVAILABLE
+    tensor_content: bool = False  # real TF Serving answers with float_val unless told
+    hold: asyncio.Event | None = None  # Predict waits for it: tests keep requests in flight
+
+
+class FakeTFServing(
+    prediction_service_pb2_grpc.PredictionServiceServicer,
+    model_service_pb2_grpc.ModelServiceServicer,
+):
+    def __init__(self, behaviour: Behaviour | None = None) -> None:
+        self.behaviour = behaviour or Behaviour()
+        self.predict_calls = 0
+        self.status_calls = 0
+        self.last_input: np.ndarray | None = None
+        self.last_request: predict_pb2.PredictRequest | None = None
+        self._server: grpc.aio.Server | None = None
+        self.port = 0
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
+        self._server = grpc.aio.server(
+            options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        )
+        prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(self, self._server)
+        model_service_pb2_grpc.add_ModelServiceServicer_to_server(self, self._server)
+        self.port = self._server.add_insecure_port(f"{host}:{port}")
+        await self._server.start()
+        return self.port
+
+    async def wait(self) -> None:
+        if self._server is not None:
+            await self._server.wait_for_termination()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop(grace=None)
+
+    @override
+    async def Predict(
+        self, request: predict_pb2.PredictRequest, context: grpc.aio.ServicerContext
+    ) -> predict_pb2.PredictResponse:
+        b = self.behaviour
+        start = asyncio.get_running_loop().time()
+        self.predict_calls += 1
+        self.last_request = request
+        if b.hold is not None:
+            await b.hold.wait()
+        if b.fail is not None:
+            await asyncio.sleep(b.latency_s)
+            await context.abort(b.fail, f"injected {b.fail.name}")
+        spec = request.model_spec
+        if spec.name != b.model_name or b.state != State.AVAILABLE:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({spec.name})"
+            )
+        if spec.signature_name not in ("", b.signature_name):
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"Serving signature name: {spec.signature_name!r} not found",
+            )
+        if b.input_name not in request.inputs:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"input {b.input_name!r} missing")
+        batch = self._decode(request.inputs[b.input_name])
+        if batch is None or batch.ndim != 4 or batch.shape[-1] != 3:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "expected DT_FLOAT [N,H,W,3]")
+        assert batch is not None
+        self.last_input = batch
+        out = tensor_proto(fake_logits(batch, b.num_classes))
+        # A fixed service time: the arithmetic above counts towards it.
+        await asyncio.sleep(max(0.0, b.latency_s - (asyncio.get_running_loop().time() - start)))
+        if not b.tensor_content:
+            out.float_val.extend(np.frombuffer(out.tensor_content, dtype="<f4").tolist())
+            out.ClearField("tensor_content")
+        response = predict_pb2.PredictResponse()
+        response.model_spec.name = b.model_name
+        response.model_spec.version.value = b.version
+        response.model_spec.signature_name = spec.signature_name or b.signature_name
+        response.outputs[b.output_name].CopyFrom(out)
+        return response
+
+    @staticmethod
+    def _decode(t: tensor_pb2.TensorProto) -> np.ndarray | None:
+        if t.dtype != types_pb2.DT_FLOAT:
+            return None
+        shape = tuple(d.size for d in t.tensor_shape.dim)
+        if t.tensor_content:
+            values = np.frombuffer(t.tensor_content, dtype="<f4")
+        else:
+            values = np.asarray(t.float_val, dtype=np.float32)
+        if values.size != int(np.prod(shape)):
+            return None
+        return values.reshape(shape)
+
+    @override
+    async def GetModelStatus(
+        self,
+        request: get_model_status_pb2.GetModelStatusRequest,
+        context: grpc.aio.ServicerContext,
+    ) -> get_model_status_pb2.GetModelStatusResponse:
+        b = self.behaviour
+        self.status_calls += 1
+        if b.status_fail is not None:
+            await context.abort(b.status_fail, f"injected {b.status_fail.name}")
+        if request.model_spec.name != b.model_name:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND,
+                f"Could not find any versions of model {request.model_spec.name}",
+            )
+        return get_model_status_pb2.GetModelStatusResponse(
+            model_version_status=[
+                get_model_status_pb2.ModelVersionStatus(
+                    version=b.version, state=b.state, status=status_pb2.StatusProto()
+                )
+            ]
+        )
+
+
+async def _serve(args: argparse.Namespace) -> None:
+    fake = FakeTFServing(
+        Behaviour(latency_s=args.latency_ms / 1000, tensor_content=args.tensor_content)
+    )
+    port = await fake.start(args.host, args.port)
+    logging.info("fake TF Serving on %s:%d", args.host, port)
+    print(port, flush=True)  # the benchmark reads the bound port from here
+    await fake.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="fake TF Serving gRPC server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8500)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--tensor-content", action="store_true", help="reply with raw bytes")
+    logging.basicConfig(level=logging.INFO)
+    asyncio.run(_serve(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+"""Render a stack offline: run the real program under Pulumi's mock runtime, write what it declares.
+
+    python -m tools.render --stack dev --out build/dev
+    python -m tools.render --stack-file path/to/Pulumi.mine.yaml --out build/mine
+
+Writes `kubernetes.yaml` (every Kubernetes object, applyable with `kubectl apply -f`),
+`resources.json` (every resource: type, name, parent, provider, dependencies, inputs) and
+`outputs.json` (the stack outputs). No Pulumi CLI, credentials or cluster needed.
+
+Exit codes: 0 rendered, 2 invalid stack config (the error on stderr, nothing written).
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import yaml
+
+from config.errors import SettingsError
+from config.paths import PROJECT_ROOT
+from tools.render.engine import Rendered, render_stack
+
+
+def write(rendered: Rendered, out: Path) -> None:
+    """Write all three files, or none: each goes to a temporary file first."""
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "kubernetes.yaml": yaml.safe_dump_all(rendered.kubernetes_objects, sort_keys=False),
+        "resources.json": json.dumps(rendered.resources, indent=2, default=str) + "\n",
+        "outputs.json": json.dumps(rendered.outputs, indent=2, sort_keys=True, default=str) + "\n",
+    }
+    # Temporary files are private (0600); the results get the usual mode for new files.
+    umask = os.umask(0)
+    os.umask(umask)
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for name, text in files.items():
+            with tempfile.NamedTemporaryFile("w", dir=out, delete=False, suffix=".tmp") as tmp:
+                staged.append((Path(tmp.name), out / name))
+                tmp.write(text)
+            os.chmod(tmp.name, 0o666 & ~umask)
+    except BaseException:
+        for tmp_path, _ in staged:
+            tmp_path.unlink(missing_ok=True)
+        raise
+    for tmp_path, final in staged:
+        tmp_path.replace(final)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.render", description=__doc__.split("\n\n")[0]
+    )
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--stack", help="stack name: renders Pulumi.<stack>.yaml")
+    which.add_argument("--stack-file", type=Path, help="path to a Pulumi.<stack>.yaml")
+    parser.add_argument("--out", type=Path, required=True, help="output directory")
+    args = parser.parse_args(argv)
+    stack_file = args.stack_file or PROJECT_ROOT / f"Pulumi.{args.stack}.yaml"
+    if not stack_file.is_file():
+        print(f"error: stack file {stack_file} does not exist", file=sys.stderr)
+        return 2
+    try:
+        rendered = render_stack(stack_file)
+    except SettingsError as error:
+        print(f"error: invalid stack config in {stack_file}:\n{error}", file=sys.stderr)
+        return 2
+    except yaml.YAMLError as error:
+        print(f"error: {stack_file} is not valid YAML: {error}", file=sys.stderr)
+        return 2
+    write(rendered, args.out)
+    print(
+        f"rendered stack {rendered.stack}: {len(rendered.kubernetes_objects)} Kubernetes objects, "
+        f"{len(rendered.resources)} resources -> {args.out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
