@@ -5,7 +5,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import Field, PlainValidator, field_validator, model_validator
+from pydantic import Field, PlainSerializer, PlainValidator, field_validator, model_validator
 
 from config.base import Cidr, PinnedImage, Strict, choice, image_tag
 from config.errors import InvalidSettingError
@@ -34,8 +34,9 @@ def _memory(value: object) -> Quantity:
     return amount
 
 
-Cpu = Annotated[Quantity, PlainValidator(_cpu)]
-Memory = Annotated[Quantity, PlainValidator(_memory)]
+# Written back as the text the stack gave, which is what the manifests carry.
+Cpu = Annotated[Quantity, PlainValidator(_cpu), PlainSerializer(str)]
+Memory = Annotated[Quantity, PlainValidator(_memory), PlainSerializer(str)]
 
 
 class ResourceAmounts(Strict):

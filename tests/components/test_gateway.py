@@ -6,6 +6,11 @@ from tests.conftest import PROJECT_ROOT, objects_of, one, one_resource, resource
 from tools.render import render_stack
 
 GATEWAY_STACK = PROJECT_ROOT / "Pulumi.gateway.yaml"
+SELECTOR = {
+    "app.kubernetes.io/name": "gateway",
+    "app.kubernetes.io/instance": "tfserving",
+    "app.kubernetes.io/part-of": "tfserving",
+}
 
 
 @pytest.fixture(scope="module")
@@ -26,20 +31,28 @@ def _gateway(rendered, kind):
 def test_gateway_settings_reach_the_app_as_environment(rendered):
     env = _gateway(rendered, "ConfigMap")["data"]
     headless = one(rendered, "Service", "tfserving-grpc-")["metadata"]["name"]
-    assert env["GATEWAY_TF_SERVING_TARGET"] == (
-        f"dns:///{headless}.tfserving.svc.cluster.local:8500"
-    )
-    assert env["GATEWAY_TF_SERVING_TARGET"] == rendered.outputs["grpcAddress"]
-    assert env["GATEWAY_MODEL_NAME"] == "shapes"
-    assert (env["GATEWAY_INPUT_NAME"], env["GATEWAY_OUTPUT_NAME"]) == ("image", "probabilities")
-    assert (env["GATEWAY_IMAGE_SIZE"], env["GATEWAY_PREPROCESSING"]) == ("64", "unit")
+    target = f"dns:///{headless}.tfserving.svc.cluster.local:8500"
+    assert target == rendered.outputs["grpcAddress"]
     labels = (PROJECT_ROOT / "models/shapes/labels.txt").read_text().split()
-    assert env["GATEWAY_LABELS"].split(",") == labels
-    assert env["GATEWAY_SOFTMAX"] == "false"
-    # Decode threads follow the CPU limit (1), not the node's cores.
-    assert env["GATEWAY_WORKER_THREADS"] == "1"
-    assert env["PORT"] == "9696"
-    assert env["GATEWAY_MAX_IN_FLIGHT"] == "16"
+    assert env == {
+        "PORT": "9696",
+        "GATEWAY_TF_SERVING_TARGET": target,
+        "GATEWAY_MODEL_NAME": "shapes",
+        "GATEWAY_SIGNATURE_NAME": "serving_default",
+        "GATEWAY_INPUT_NAME": "image",
+        "GATEWAY_OUTPUT_NAME": "probabilities",
+        "GATEWAY_IMAGE_SIZE": "64",
+        "GATEWAY_PREPROCESSING": "unit",
+        "GATEWAY_LABELS": ",".join(labels),
+        "GATEWAY_SOFTMAX": "false",
+        "GATEWAY_TOP_K": "3",
+        "GATEWAY_MAX_DOWNLOAD_BYTES": "10485760",
+        "GATEWAY_DOWNLOAD_TIMEOUT_SECONDS": "10",
+        "GATEWAY_MODEL_DEADLINE_SECONDS": "5",
+        # Decode threads follow the CPU limit (1), not the node's cores.
+        "GATEWAY_WORKER_THREADS": "1",
+        "GATEWAY_MAX_IN_FLIGHT": "16",
+    }
 
 
 def test_gateway_deployment_uses_its_configmap_probes_and_is_hardened(rendered):
@@ -47,12 +60,33 @@ def test_gateway_deployment_uses_its_configmap_probes_and_is_hardened(rendered):
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     env_name = _gateway(rendered, "ConfigMap")["metadata"]["name"]
     assert container["envFrom"] == [{"configMapRef": {"name": env_name}}]
-    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+
+    def probe(path: str, period: int, failures: int) -> dict:
+        return {
+            "httpGet": {"path": path, "port": "http"},
+            "periodSeconds": period,
+            "timeoutSeconds": 5,
+            "failureThreshold": failures,
+        }
+
+    assert container["startupProbe"] == probe("/healthz", 2, 30)
+    assert container["readinessProbe"] == probe("/readyz", 5, 2)
+    assert container["livenessProbe"] == probe("/healthz", 10, 3)
     assert container["ports"] == [{"name": "http", "containerPort": 9696}]
-    assert container["resources"]["limits"] == {"cpu": "1", "memory": "512Mi"}
-    assert container["securityContext"]["runAsNonRoot"] is True
-    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["resources"] == {
+        "requests": {"cpu": "200m", "memory": "128Mi"},
+        "limits": {"cpu": "1", "memory": "512Mi"},
+    }
+    assert container["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    assert deployment["spec"]["selector"] == {"matchLabels": SELECTOR}
+    assert "replicas" not in deployment["spec"]
     # Built into minikube's daemon and run by its content tag.
     assert container["image"].startswith("tfserving-gateway:")
     tag = container["image"].split(":", 1)[1]
@@ -67,11 +101,13 @@ def test_gateway_service_and_hpa_target_the_gateway(rendered):
     assert service["spec"]["ports"] == [
         {"name": "http", "port": 80, "targetPort": "http", "nodePort": 30002}
     ]
-    assert service["spec"]["selector"].items() <= pod_labels.items()
+    assert service["spec"]["selector"] == SELECTOR
+    assert {k: pod_labels[k] for k in SELECTOR} == SELECTOR
     model_pods = one(rendered, "Deployment", "tfserving-server-")
-    assert not service["spec"]["selector"].items() <= (
-        model_pods["spec"]["template"]["metadata"]["labels"].items()
-    ), "selects only gateways"
+    model_labels = model_pods["spec"]["template"]["metadata"]["labels"]
+    assert model_labels["app.kubernetes.io/name"] != SELECTOR["app.kubernetes.io/name"], (
+        "the gateway's selector picks no model-server pod"
+    )
     hpa = _gateway(rendered, "HorizontalPodAutoscaler")
     assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (1, 5)
@@ -126,5 +162,23 @@ def test_on_eks_the_gateway_image_goes_to_its_own_ecr_repository(render_eks):
     assert "@sha256:" in container["image"], "pushed images run digest-pinned"
     assert rendered.outputs["gatewayUrl"].startswith("http://")
     node_groups = {r["urn"] for r in resources_of(rendered, "eks:index:ManagedNodeGroup")}
-    for resource in resources_of(rendered, "kubernetes:apps/v1:Deployment"):
-        assert node_groups <= set(resource["dependencies"])
+    provider = one_resource(rendered, "pulumi:providers:kubernetes")
+    gateway_objects = [
+        r
+        for r in rendered.resources
+        if r["type"].startswith("kubernetes:") and r["parent"].endswith("Gateway::tfserving")
+    ]
+    assert len(gateway_objects) == 4  # ConfigMap, Deployment, Service, HPA
+    for resource in gateway_objects:
+        assert node_groups and node_groups <= set(resource["dependencies"]), resource["name"]
+        assert resource["provider"].rsplit("::", 1)[0] == provider["urn"], resource["name"]
+
+
+def test_every_gateway_object_is_a_child_on_the_targets_provider(rendered):
+    component = one_resource(rendered, "tfserving:index:Gateway")
+    provider = one_resource(rendered, "pulumi:providers:kubernetes")
+    children = [r for r in rendered.resources if r["parent"] == component["urn"]]
+    kinds = sorted(r["type"].rsplit(":", 1)[1] for r in children if r["custom"])
+    assert kinds == ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Service"]
+    for child in children:
+        assert child["provider"].rsplit("::", 1)[0] == provider["urn"], child["name"]

@@ -8,6 +8,13 @@ from config.stack import parse
 from tests.conftest import PROJECT_ROOT, objects_of, one
 
 MODEL_DIR = PROJECT_ROOT / "models" / "half_plus_two"
+# What the model server's pods are selected by: stable across versions (Deployment selectors are
+# immutable), so never the version label.
+SELECTOR = {
+    "app.kubernetes.io/name": "model-server",
+    "app.kubernetes.io/instance": "tfserving",
+    "app.kubernetes.io/part-of": "tfserving",
+}
 
 
 def _container(deployment):
@@ -60,18 +67,23 @@ def test_service_selects_the_pods_and_exposes_rest_on_the_node_port(render_dev):
     pod_labels = one(rendered, "Deployment")["spec"]["template"]["metadata"]["labels"]
     service = one(rendered, "Service", "tfserving-server-")
     assert service["spec"]["type"] == "NodePort"
-    assert service["spec"]["selector"].items() <= pod_labels.items()
-    ports = {p["name"]: p for p in service["spec"]["ports"]}
-    assert ports["http"]["port"] == 8501 and ports["http"]["nodePort"] == 30001
-    assert ports["http"]["targetPort"] == "http" and ports["grpc"]["port"] == 8500
-    selector = one(rendered, "Deployment")["spec"]["selector"]["matchLabels"]
-    assert selector.items() <= pod_labels.items()
+    assert service["spec"]["selector"] == SELECTOR
+    assert one(rendered, "Deployment")["spec"]["selector"] == {"matchLabels": SELECTOR}
+    assert {k: pod_labels[k] for k in SELECTOR} == SELECTOR, "the pods carry every selector label"
+    assert service["spec"]["ports"] == [
+        {"name": "http", "port": 8501, "targetPort": "http", "nodePort": 30001},
+        {"name": "grpc", "port": 8500, "targetPort": "grpc"},
+    ]
 
 
 def test_headless_grpc_service_for_per_request_balancing(render_dev):
     rendered = render_dev()
     headless = one(rendered, "Service", "tfserving-grpc-")
-    assert headless["spec"]["clusterIP"] == "None"
+    assert headless["spec"] == {
+        "clusterIP": "None",
+        "selector": SELECTOR,
+        "ports": [{"name": "grpc", "port": 8500, "targetPort": "grpc"}],
+    }
     assert rendered.outputs["grpcAddress"] == (
         f"dns:///{headless['metadata']['name']}.tfserving.svc.cluster.local:8500"
     )
@@ -82,10 +94,30 @@ def test_hpa_is_v2_on_cpu_with_the_configured_bounds(render_dev):
     assert hpa["apiVersion"] == "autoscaling/v2"
     spec = hpa["spec"]
     assert (spec["minReplicas"], spec["maxReplicas"]) == (1, 3)
-    (metric,) = spec["metrics"]
-    assert metric["resource"]["name"] == "cpu"
-    assert metric["resource"]["target"] == {"type": "Utilization", "averageUtilization": 20}
-    assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
+    assert spec["metrics"] == [
+        {
+            "type": "Resource",
+            "resource": {
+                "name": "cpu",
+                "target": {"type": "Utilization", "averageUtilization": 20},
+            },
+        }
+    ]
+    assert spec["behavior"] == {
+        "scaleUp": {
+            "stabilizationWindowSeconds": 0,
+            "selectPolicy": "Max",
+            "policies": [
+                {"type": "Pods", "value": 2, "periodSeconds": 30},
+                {"type": "Percent", "value": 100, "periodSeconds": 30},
+            ],
+        },
+        "scaleDown": {
+            "stabilizationWindowSeconds": 300,
+            "selectPolicy": "Max",
+            "policies": [{"type": "Percent", "value": 50, "periodSeconds": 60}],
+        },
+    }
 
 
 def test_deployment_is_hardened_probed_and_rolls_safely(render_dev):
@@ -93,15 +125,26 @@ def test_deployment_is_hardened_probed_and_rolls_safely(render_dev):
     spec = deployment["spec"]
     assert "replicas" not in spec, "the HPA owns the replica count"
     assert spec["strategy"]["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
+    assert spec["revisionHistoryLimit"] == 5
     pod = spec["template"]["spec"]
-    assert pod["securityContext"]["runAsNonRoot"] is True
-    assert pod["securityContext"]["runAsUser"] == 1000
-    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"] == {
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "runAsGroup": 1000,
+        "fsGroup": 1000,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     container = _container(deployment)
     assert container["image"] == "tensorflow/serving:2.19.1"
     security = container["securityContext"]
-    assert security["allowPrivilegeEscalation"] is False
-    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert security == {
+        "runAsNonRoot": True,
+        "runAsUser": 1000,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     assert container["resources"] == {
         "requests": {"cpu": "250m", "memory": "256Mi"},
         "limits": {"cpu": "1", "memory": "1Gi"},
@@ -110,10 +153,26 @@ def test_deployment_is_hardened_probed_and_rolls_safely(render_dev):
         "grpc": 8500,
         "http": 8501,
     }
-    for probe in ("startupProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/v1/models/half_plus_two", "port": "http"}
-    assert container["livenessProbe"]["tcpSocket"] == {"port": "grpc"}
-    assert security["readOnlyRootFilesystem"] is True
+    status = {"path": "/v1/models/half_plus_two", "port": "http"}
+    # Loading may take 5 minutes (60 x 5 s) before the server opens its ports.
+    assert container["startupProbe"] == {
+        "httpGet": status,
+        "periodSeconds": 5,
+        "timeoutSeconds": 5,
+        "failureThreshold": 60,
+    }
+    assert container["readinessProbe"] == {
+        "httpGet": status,
+        "periodSeconds": 10,
+        "timeoutSeconds": 5,
+        "failureThreshold": 3,
+    }
+    assert container["livenessProbe"] == {
+        "tcpSocket": {"port": "grpc"},
+        "periodSeconds": 20,
+        "timeoutSeconds": 5,
+        "failureThreshold": 3,
+    }
     assert pod["automountServiceAccountToken"] is False
     assert spec["template"]["metadata"]["annotations"] == {
         "prometheus.io/scrape": "true",
@@ -134,18 +193,41 @@ def test_server_flags_follow_the_cpu_limit_and_enable_metrics():
             '"memory": "1Gi"}, "limits": {"cpu": "2500m", "memory": "2Gi"}}}'
         }
     )
+    assert server_args(settings.model, settings.server) == [
+        "--tensorflow_intra_op_parallelism=3",
+        "--tensorflow_inter_op_parallelism=3",
+        "--rest_api_num_threads=12",
+        "--grpc_max_threads=12",
+        "--grpc_channel_arguments=grpc.max_connection_age_ms=30000,"
+        "grpc.max_connection_age_grace_ms=10000",
+        "--monitoring_config_file=/etc/tfserving/monitoring.config",
+        "--file_system_poll_wait_seconds=0",
+    ]
+
+
+def test_a_fractional_cpu_limit_still_gets_one_thread_per_pool():
+    settings = parse(
+        {
+            "tfserving:server": '{"resources": {"requests": {"cpu": "100m", '
+            '"memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "1Gi"}}}'
+        }
+    )
     flags = server_args(settings.model, settings.server)
-    assert "--tensorflow_intra_op_parallelism=3" in flags
-    assert "--tensorflow_inter_op_parallelism=3" in flags
-    assert "--rest_api_num_threads=12" in flags and "--grpc_max_threads=12" in flags
-    assert any(f.startswith("--grpc_channel_arguments=grpc.max_connection_age_ms=") for f in flags)
-    assert "--monitoring_config_file=/etc/tfserving/monitoring.config" in flags
+    assert flags[:4] == [
+        "--tensorflow_intra_op_parallelism=1",
+        "--tensorflow_inter_op_parallelism=1",
+        "--rest_api_num_threads=4",
+        "--grpc_max_threads=4",
+    ]
 
 
 def test_monitoring_config_enables_prometheus(render_dev):
     monitoring = one(render_dev(), "ConfigMap", "tfserving-monitoring-")
-    text = monitoring["data"]["monitoring.config"]
-    assert "enable: true" in text and '"/monitoring/prometheus/metrics"' in text
+    assert monitoring["data"] == {
+        "monitoring.config": (
+            'prometheus_config { enable: true, path: "/monitoring/prometheus/metrics" }\n'
+        )
+    }
 
 
 def test_model_files_are_mounted_at_base_path_name_version(render_dev):
@@ -187,9 +269,8 @@ def test_pod_disruption_budget_only_with_more_than_one_replica(render_dev):
     assert objects_of(render_dev(), "PodDisruptionBudget") == []
     rendered = render_dev({"tfserving:autoscaling": {"minReplicas": 2, "maxReplicas": 4}})
     pdb = one(rendered, "PodDisruptionBudget")
-    pod_labels = one(rendered, "Deployment")["spec"]["template"]["metadata"]["labels"]
-    assert pdb["spec"]["maxUnavailable"] == 1
-    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert pdb["spec"] == {"maxUnavailable": 1, "selector": {"matchLabels": SELECTOR}}
+    assert pdb["metadata"]["namespace"] == "tfserving"
 
 
 def test_gcs_source_reads_the_bucket_without_a_model_configmap(render_dev):

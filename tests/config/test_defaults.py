@@ -1,0 +1,107 @@
+"""Every default, written out: a stack that sets nothing gets exactly this."""
+
+from config.stack import EksSettings, MinikubeSettings, parse
+
+RESOURCES = {
+    "requests": {"cpu": "250m", "memory": "256Mi"},
+    "limits": {"cpu": "1", "memory": "1Gi"},
+}
+COMMON = {
+    "namespace": "tfserving",
+    "model": {
+        "name": "half_plus_two",
+        "source": "configmap",
+        "path": "models/half_plus_two",
+        "uri": None,
+    },
+    "server": {"image": "tensorflow/serving:2.19.1", "resources": RESOURCES},
+    "service": {"type": "NodePort", "nodePort": None, "allowedSourceRanges": None},
+    "autoscaling": {
+        "minReplicas": 1,
+        "maxReplicas": 3,
+        "targetCpuUtilization": 60,
+        "scaleDownStabilizationSeconds": 300,
+    },
+    "gateway": {
+        "enabled": False,
+        "image": None,
+        "resources": {
+            "requests": {"cpu": "250m", "memory": "128Mi"},
+            "limits": {"cpu": "1", "memory": "512Mi"},
+        },
+        "service": {"type": "NodePort", "nodePort": None, "allowedSourceRanges": None},
+        "autoscaling": {
+            "minReplicas": 1,
+            "maxReplicas": 5,
+            "targetCpuUtilization": 60,
+            "scaleDownStabilizationSeconds": 300,
+        },
+        "signatureName": "serving_default",
+        "inputName": "input_8",
+        "outputName": "dense_7",
+        "imageSize": 299,
+        "preprocessing": "xception",
+        "labels": None,
+        "labelsFile": None,
+        "softmax": True,
+        "topK": 3,
+        "maxDownloadBytes": 10485760,
+        "downloadTimeoutSeconds": 10,
+        "modelDeadlineSeconds": 5,
+        "allowedInternal": [],
+        "maxInFlight": 16,
+    },
+}
+EKS = {
+    "cluster": {
+        "version": "1.34",
+        "availabilityZones": 2,
+        "natGateways": "single",
+        "nodeGroups": [
+            {
+                "name": "cpu",
+                "instanceTypes": ["m5.large"],
+                "minSize": 1,
+                "desiredSize": 2,
+                "maxSize": 4,
+                "capacityType": "ON_DEMAND",
+                "gpu": False,
+            }
+        ],
+        "adminRoleArns": [],
+    },
+    "registry": {"forceDelete": True, "keepImages": 10},
+}
+
+
+def test_minikube_defaults():
+    settings = parse({})
+    assert isinstance(settings, MinikubeSettings)
+    dumped = settings.model_dump(by_alias=True, mode="json")
+    assert dumped == {**COMMON, "target": "minikube", "kubeContext": "minikube"}
+
+
+def test_eks_defaults():
+    settings = parse({"tfserving:target": "eks"})
+    assert isinstance(settings, EksSettings)
+    assert settings.model_dump(by_alias=True, mode="json") == {**COMMON, "target": "eks", **EKS}
+
+
+def test_derived_defaults():
+    settings = parse({})
+    assert settings.model.folder.versions == (1,)
+    assert settings.server.resources.cpu_threads == 1
+    assert settings.server.tag == "2.19.1"
+    assert settings.gateway.label_list == (
+        "dress",
+        "hat",
+        "longsleeve",
+        "outwear",
+        "pants",
+        "shirt",
+        "shoes",
+        "shorts",
+        "skirt",
+        "t-shirt",
+    )
+    assert settings.gateway.resources.cpu_threads == 1
