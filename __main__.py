@@ -6,18 +6,30 @@ settings -> target -> images -> model server (+ optional gateway) -> stack outpu
 import pulumi
 
 import outputs as out
+from components import gateway as gateway_tier
+from components import model_server as model_tier
 from components.container_image import ImageBuild
 from components.gateway import Gateway, GatewayArgs
+from components.kube import LoadBalancer
 from components.model_image import model_build
 from components.model_server import ModelServer, ModelServerArgs
 from config.model import ModelSource
 from config.paths import PROJECT_ROOT
+from config.service import ServiceSettings
 from config.stack import load as load_settings
 from targets import Endpoint, Exposure, platform_for
 
 settings = load_settings()
 platform = platform_for(settings)
 on_cluster = pulumi.ResourceOptions(provider=platform.provider)
+
+
+def load_balancer(service: ServiceSettings, ports: list[str]) -> LoadBalancer | None:
+    """The target's cloud load balancer for a LoadBalancer Service (TLS on these ports)."""
+    if not service.load_balancer or platform.load_balancer is None:
+        return None
+    return platform.load_balancer(service, ports if service.tls else [])
+
 
 # Images: the model baked into TF Serving's image (source `image`) and the gateway's own.
 model_image = (
@@ -44,21 +56,27 @@ server = ModelServer(
         service=settings.service,
         autoscaling=settings.autoscaling,
         image=model_image.ref if model_image else None,
-        service_annotations=platform.service_annotations,
+        load_balancer=load_balancer(
+            settings.service, ["http", "grpc"] if settings.service.grpc_on_service else ["http"]
+        ),
+        grpc_clients=[gateway_tier.pod_selector("tfserving")] if settings.gateway.enabled else [],
         depends_on=platform.depends_on,
     ),
     opts=on_cluster,
 )
+rest = "https" if settings.service.tls else "http"
+urls = {
+    out.PREDICT_URL: Endpoint("http", out.REST_PORT, out.predict_path(settings.model.name), rest),
+    out.REST_URL: Endpoint("http", out.REST_PORT, out.model_path(settings.model.name), rest),
+}
+if settings.service.grpc_on_service:
+    urls[out.GRPC_EXTERNAL_ADDRESS] = Endpoint("grpc", out.GRPC_PORT, scheme="")
 endpoints = platform.expose(
     Exposure(
         service=server.service,
         namespace=server.namespace,
         service_type=settings.service.type,
-        urls={
-            out.PREDICT_URL: Endpoint("http", out.REST_PORT, out.predict_path(settings.model.name)),
-            out.REST_URL: Endpoint("http", out.REST_PORT, out.model_path(settings.model.name)),
-            out.GRPC_EXTERNAL_ADDRESS: Endpoint("grpc", out.GRPC_PORT, scheme=""),
-        },
+        urls=urls,
         port_forward_output=out.PORT_FORWARD_COMMAND,
         hostname_output=out.LOAD_BALANCER_HOSTNAME,
     )
@@ -74,7 +92,8 @@ if settings.gateway.enabled and gateway_image is not None:
             tf_serving_target=server.grpc_address,
             image=gateway_image,
             version=gateway_version,
-            service_annotations=platform.service_annotations,
+            tf_serving_pods=model_tier.pod_selector("tfserving"),
+            load_balancer=load_balancer(settings.gateway.service, ["http"]),
             depends_on=platform.depends_on,
         ),
         opts=on_cluster,
@@ -84,7 +103,13 @@ if settings.gateway.enabled and gateway_image is not None:
             service=gateway.service,
             namespace=server.namespace,
             service_type=settings.gateway.service.type,
-            urls={out.GATEWAY_URL: Endpoint("http", out.GATEWAY_SERVICE_PORT)},
+            urls={
+                out.GATEWAY_URL: Endpoint(
+                    "http",
+                    out.gateway_service_port(settings.gateway.service.tls is not None),
+                    scheme="https" if settings.gateway.service.tls else "http",
+                )
+            },
             port_forward_output=out.GATEWAY_PORT_FORWARD_COMMAND,
         )
     )

@@ -14,6 +14,7 @@ REST_PORT = 8501
 # The gateway: its container listens on the contract's port, its Service on plain HTTP.
 GATEWAY_CONTAINER_PORT = gateway_contract.LISTEN_PORT.default
 GATEWAY_SERVICE_PORT = 80
+GATEWAY_TLS_PORT = 443  # the gateway's Service port when its load balancer terminates TLS
 GATEWAY_PREDICT_PATH = gateway_contract.PREDICT_PATH
 
 COMMAND_SUFFIX = "Command"
@@ -56,6 +57,10 @@ def model_path(model_name: str) -> str:
 def predict_path(model_name: str) -> str:
     """TF Serving's REST predict path (POST {"instances": [...]})."""
     return model_path(model_name) + ":predict"
+
+
+def gateway_service_port(tls: bool) -> int:
+    return GATEWAY_TLS_PORT if tls else GATEWAY_SERVICE_PORT
 
 
 def local_port(port: int) -> int:

@@ -11,9 +11,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kube
+from components import network_policies as netpol
 from config.gateway import GatewaySettings
 from gateway import contract
-from outputs import GATEWAY_CONTAINER_PORT, GATEWAY_SERVICE_PORT
+from outputs import GATEWAY_CONTAINER_PORT, gateway_service_port
 
 COMPONENT = "gateway"
 
@@ -28,8 +29,15 @@ class GatewayArgs:
     image: pulumi.Input[str]
     # The app.kubernetes.io/version label: the image's tag.
     version: str
-    service_annotations: Mapping[str, str] = field(default_factory=dict)
+    # TF Serving's pods (by their labels): the only in-cluster destination the gateway needs.
+    tf_serving_pods: Mapping[str, str] = field(default_factory=dict)
+    load_balancer: kube.LoadBalancer | None = None
     depends_on: Sequence[pulumi.Resource] = ()
+
+
+def pod_selector(name: str) -> dict[str, str]:
+    """The labels that select the gateway's pods (e.g. in TF Serving's NetworkPolicy)."""
+    return kube.selector_labels(name, COMPONENT)
 
 
 def gateway_env(args: GatewayArgs) -> dict[str, pulumi.Input[str]]:
@@ -64,7 +72,7 @@ class Gateway(pulumi.ComponentResource):
         super().__init__("tfserving:index:Gateway", name, None, opts)
         gateway = args.settings
         child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
-        selector = kube.selector_labels(name, COMPONENT)
+        selector = pod_selector(name)
         labels = kube.labels(name, COMPONENT, args.version)
 
         def metadata() -> k8s.meta.v1.ObjectMetaArgs:
@@ -100,14 +108,15 @@ class Gateway(pulumi.ComponentResource):
             ports=[
                 k8s.core.v1.ServicePortArgs(
                     name="http",
-                    port=GATEWAY_SERVICE_PORT,
+                    port=gateway_service_port(gateway.service.tls is not None),
                     target_port="http",
                     node_port=gateway.service.node_port,
                 )
             ],
-            load_balancer_annotations=args.service_annotations,
+            load_balancer=args.load_balancer,
             opts=child,
         )
+        network_policy(f"{name}-gateway", args, metadata(), selector, child)
         hpa = kube.autoscale(
             f"{name}-gateway",
             deployment,
@@ -126,6 +135,47 @@ class Gateway(pulumi.ComponentResource):
                 "hpaName": self.hpa_name,
             }
         )
+
+
+def network_policy(
+    name: str,
+    args: GatewayArgs,
+    metadata: k8s.meta.v1.ObjectMetaArgs,
+    selector: Mapping[str, str],
+    opts: pulumi.ResourceOptions,
+) -> k8s.networking.v1.NetworkPolicy:
+    """Anyone may call the gateway's HTTP port (it is the front door); it reaches only DNS,
+    TF Serving and the images it downloads."""
+    return netpol.policy(
+        name,
+        metadata=metadata,
+        selector=selector,
+        ingress=[netpol.ingress_rule(["http"], None)],
+        egress=egress_rules(args),
+        opts=opts,
+    )
+
+
+def egress_rules(
+    args: GatewayArgs,
+) -> list[k8s.networking.v1.NetworkPolicyEgressRuleArgs]:
+    """DNS, TF Serving's gRPC port, and downloads: the public internet, plus the internal
+    networks the stack allows (allowedInternal). A NetworkPolicy cannot name hosts, so allowed
+    internal host names open the private ranges on the web ports; the gateway's own check still
+    decides which names may be fetched."""
+    allowed = args.settings.allowed_internal
+    parsed = [contract.allowlist_entry(entry) for entry in allowed]
+    cidrs = [str(network) for network in parsed if not isinstance(network, str)]
+    rules = [
+        netpol.dns_egress(),
+        netpol.egress_rule([("TCP", "grpc")], [netpol.pods(args.tf_serving_pods)]),
+        netpol.egress_rule(None, netpol.public_internet()),
+    ]
+    if cidrs:
+        rules.append(netpol.egress_rule(None, netpol.networks(cidrs)))
+    if len(cidrs) < len(allowed):
+        rules.append(netpol.egress_rule(netpol.WEB_PORTS, netpol.networks(netpol.PRIVATE_V4)))
+    return rules
 
 
 def _container(args: GatewayArgs, env: k8s.core.v1.ConfigMap) -> k8s.core.v1.ContainerArgs:

@@ -5,11 +5,13 @@ security contexts and the HPA shape in one place keeps them from drifting apart.
 """
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from config.workload import AutoscalingSettings, Resources, ServiceSettings, ServiceType
+from config.service import ServiceSettings, ServiceType
+from config.workload import AutoscalingSettings, Resources
 
 PART_OF = "tfserving"
 RUN_AS_USER = 1000  # the uid KServe also runs the stock tensorflow/serving image as
@@ -54,10 +56,19 @@ def container_security_context() -> k8s.core.v1.SecurityContextArgs:
     )
 
 
-def resource_requirements(resources: Resources) -> k8s.core.v1.ResourceRequirementsArgs:
+def resource_requirements(
+    resources: Resources, extended: Mapping[str, int] | None = None
+) -> k8s.core.v1.ResourceRequirementsArgs:
+    """Requests and limits; extended resources (nvidia.com/gpu) go in both, as Kubernetes
+    requires them equal."""
+    extra = {key: str(count) for key, count in (extended or {}).items()}
     return k8s.core.v1.ResourceRequirementsArgs(
-        requests={"cpu": str(resources.requests.cpu), "memory": str(resources.requests.memory)},
-        limits={"cpu": str(resources.limits.cpu), "memory": str(resources.limits.memory)},
+        requests={
+            "cpu": str(resources.requests.cpu),
+            "memory": str(resources.requests.memory),
+            **extra,
+        },
+        limits={"cpu": str(resources.limits.cpu), "memory": str(resources.limits.memory), **extra},
     )
 
 
@@ -151,6 +162,16 @@ def http_probe(path: str, period: int, failures: int) -> k8s.core.v1.ProbeArgs:
     )
 
 
+@dataclass(frozen=True)
+class LoadBalancer:
+    """What a target needs on a LoadBalancer Service to make the cloud load balancer asked for."""
+
+    annotations: Mapping[str, str]
+    load_balancer_class: str | None = None
+    # Who may reach it when the stack lists no source ranges (an internal one: the VPC).
+    default_source_ranges: tuple[str, ...] = ()
+
+
 def exposed_service(
     name: str,
     *,
@@ -159,23 +180,31 @@ def exposed_service(
     selector: Mapping[str, str],
     service: ServiceSettings,
     ports: list[k8s.core.v1.ServicePortArgs],
-    load_balancer_annotations: Mapping[str, str],
+    load_balancer: LoadBalancer | None,
     opts: pulumi.ResourceOptions,
+    annotations: Mapping[str, str] | None = None,
 ) -> k8s.core.v1.Service:
     """A workload's Service as configured; cloud load-balancer settings only on LoadBalancer."""
-    load_balancer = service.type is ServiceType.LOAD_BALANCER
+    cloud = load_balancer if service.type is ServiceType.LOAD_BALANCER else None
+    if service.type is ServiceType.LOAD_BALANCER and cloud is None:
+        raise ValueError("a LoadBalancer Service needs the target's load balancer settings")
     return k8s.core.v1.Service(
         name,
         metadata=k8s.meta.v1.ObjectMetaArgs(
             namespace=namespace,
             labels=dict(labels),
-            annotations=dict(load_balancer_annotations) if load_balancer else None,
+            annotations={**cloud.annotations, **(annotations or {})} if cloud else None,
         ),
         spec=k8s.core.v1.ServiceSpecArgs(
             type=service.type.value,
             selector=dict(selector),
             ports=ports,
-            load_balancer_source_ranges=service.allowed_source_ranges if load_balancer else None,
+            load_balancer_class=cloud.load_balancer_class if cloud else None,
+            load_balancer_source_ranges=(
+                (service.allowed_source_ranges or list(cloud.default_source_ranges) or None)
+                if cloud
+                else None
+            ),
         ),
         opts=opts,
     )
@@ -189,6 +218,8 @@ def deployment_spec(
     volumes: list[k8s.core.v1.VolumeArgs],
     metrics_port: int,
     metrics_path: str,
+    node_selector: Mapping[str, str] | None = None,
+    tolerations: list[k8s.core.v1.TolerationArgs] | None = None,
 ) -> k8s.apps.v1.DeploymentSpecArgs:
     """A hardened, Prometheus-annotated Deployment spec that never goes below its replica count."""
     return k8s.apps.v1.DeploymentSpecArgs(
@@ -210,6 +241,8 @@ def deployment_spec(
                 security_context=pod_security_context(),
                 containers=containers,
                 volumes=volumes,
+                node_selector=dict(node_selector) if node_selector else None,
+                tolerations=tolerations,
             ),
         ),
     )

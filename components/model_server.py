@@ -2,14 +2,16 @@
 
 import base64
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components import kube
+from components import network_policies as netpol
 from config.model import ModelSettings, ModelSource
-from config.workload import AutoscalingSettings, ServerSettings, ServiceSettings
+from config.service import ModelServiceSettings, ServiceType
+from config.workload import AutoscalingSettings, ServerSettings
 from outputs import GRPC_PORT, REST_PORT, model_path
 
 COMPONENT = "model-server"
@@ -17,6 +19,15 @@ MODELS_ROOT = "/models"  # the image's default MODEL_BASE_PATH
 CONFIG_DIR = "/etc/tfserving"
 METRICS_PATH = "/monitoring/prometheus/metrics"
 MONITORING_CONFIG = f'prometheus_config {{ enable: true, path: "{METRICS_PATH}" }}\n'
+GPU_RESOURCE = "nvidia.com/gpu"
+GPU_NODE_LABEL = "nvidia.com/gpu.present"  # on GPU node groups and the Auto Mode GPU NodePool
+# Pod Security Admission: every pod of ours already meets `restricted`; the namespace enforces it.
+POD_SECURITY = {
+    f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")
+} | {"pod-security.kubernetes.io/enforce-version": "latest"}
+# What the policy pack (tfserving-grpc-not-world-open) reads as the stack's acknowledgement that a
+# world-open load balancer carries TF Serving's gRPC port (service.exposeGrpcToInternet).
+WORLD_GRPC_ANNOTATION = "tfserving.dev/allow-world-grpc"
 # Server-side connection ageing makes round-robin clients re-resolve DNS and find new replicas.
 GRPC_MAX_CONNECTION_AGE_MS = 30_000
 GRPC_MAX_CONNECTION_AGE_GRACE_MS = 10_000
@@ -27,12 +38,14 @@ class ModelServerArgs:
     namespace: str
     model: ModelSettings
     server: ServerSettings
-    service: ServiceSettings
+    service: ModelServiceSettings
     autoscaling: AutoscalingSettings
     # The image to run; a model image (source `image`) replaces the stock server image.
     image: pulumi.Input[str] | None = None
-    # Annotations for a LoadBalancer Service (e.g. the AWS NLB type); ignored otherwise.
-    service_annotations: Mapping[str, str] = field(default_factory=dict)
+    # The target's settings for a LoadBalancer Service (annotations, class).
+    load_balancer: kube.LoadBalancer | None = None
+    # Pods (by their labels) that call TF Serving over gRPC: the gateway.
+    grpc_clients: Sequence[Mapping[str, str]] = ()
     # Every object waits for these (e.g. EKS node groups), so destroy removes objects first.
     depends_on: Sequence[pulumi.Resource] = ()
 
@@ -64,6 +77,11 @@ def model_base_path(model: ModelSettings) -> str:
     return MODELS_ROOT
 
 
+def pod_selector(name: str) -> dict[str, str]:
+    """The labels that select the model server's pods (the gateway's egress policy uses them)."""
+    return kube.selector_labels(name, COMPONENT)
+
+
 class ModelServer(pulumi.ComponentResource):
     """TF Serving for one model, exposed on gRPC 8500 and REST 8501, autoscaled on CPU."""
 
@@ -83,11 +101,13 @@ class ModelServer(pulumi.ComponentResource):
         self._child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
         version = args.server.tag
         self._labels = kube.labels(name, COMPONENT, version)
-        self._selector = kube.selector_labels(name, COMPONENT)
+        self._selector = pod_selector(name)
 
         ns = k8s.core.v1.Namespace(
             f"{name}-namespace",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.namespace, labels=self._labels),
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=args.namespace, labels={**self._labels, **POD_SECURITY}
+            ),
             opts=self._child,
         )
         self.namespace = kube.name_of(ns)
@@ -105,6 +125,8 @@ class ModelServer(pulumi.ComponentResource):
             else None
         )
         deployment = self._deployment(name, env, monitoring, model_files)
+        netpol.default_deny_ingress(f"{name}-default-deny", self._metadata(), self._child)
+        self._network_policy(f"{name}-server")
         self.service = self._service(f"{name}-server")
         grpc_service = self._headless_grpc_service(f"{name}-grpc")
         hpa = kube.autoscale(
@@ -199,7 +221,10 @@ class ModelServer(pulumi.ComponentResource):
                 k8s.core.v1.ContainerPortArgs(name="grpc", container_port=GRPC_PORT),
                 k8s.core.v1.ContainerPortArgs(name="http", container_port=REST_PORT),
             ],
-            resources=kube.resource_requirements(args.server.resources),
+            resources=kube.resource_requirements(
+                args.server.resources,
+                {GPU_RESOURCE: args.server.gpu} if args.server.gpu else None,
+            ),
             # The server opens its ports only once the model is loaded: allow 5 minutes for that.
             startup_probe=kube.http_probe(status_path, period=5, failures=60),
             readiness_probe=kube.http_probe(status_path, period=10, failures=3),
@@ -222,7 +247,38 @@ class ModelServer(pulumi.ComponentResource):
                 volumes=volumes,
                 metrics_port=REST_PORT,
                 metrics_path=METRICS_PATH,
+                # GPU pods run on GPU nodes only: their label, and the taint that keeps the rest
+                # (the gateway, system pods) off them.
+                node_selector={GPU_NODE_LABEL: "true"} if args.server.gpu else None,
+                tolerations=(
+                    [
+                        k8s.core.v1.TolerationArgs(
+                            key=GPU_RESOURCE, operator="Exists", effect="NoSchedule"
+                        )
+                    ]
+                    if args.server.gpu
+                    else None
+                ),
             ),
+            opts=self._child,
+        )
+
+    def _network_policy(self, name: str) -> k8s.networking.v1.NetworkPolicy:
+        """gRPC from the gateway; what the Service exposes outside the cluster from anywhere."""
+        args = self._args
+        clients = [netpol.pods(selector) for selector in args.grpc_clients]
+        exposed = args.service.type is not ServiceType.CLUSTER_IP
+        rules = [
+            netpol.ingress_rule(["http"], None if exposed else clients),
+            netpol.ingress_rule(
+                ["grpc"], None if exposed and args.service.grpc_on_service else clients
+            ),
+        ]
+        return netpol.policy(
+            name,
+            metadata=self._metadata(),
+            selector=self._selector,
+            ingress=[rule for rule in rules if rule.from_ is None or clients],
             opts=self._child,
         )
 
@@ -241,23 +297,29 @@ class ModelServer(pulumi.ComponentResource):
         )
 
     def _service(self, name: str) -> k8s.core.v1.Service:
+        service = self._args.service
+        ports = [
+            k8s.core.v1.ServicePortArgs(
+                name="http", port=REST_PORT, target_port="http", node_port=service.node_port
+            )
+        ]
+        # Off a load balancer open to the whole internet unless acknowledged (config/service.py).
+        if service.grpc_on_service:
+            ports.append(
+                k8s.core.v1.ServicePortArgs(name="grpc", port=GRPC_PORT, target_port="grpc")
+            )
         return kube.exposed_service(
             name,
             namespace=self.namespace,
             labels=self._labels,
             selector=self._selector,
-            service=self._args.service,
-            ports=[
-                k8s.core.v1.ServicePortArgs(
-                    name="http",
-                    port=REST_PORT,
-                    target_port="http",
-                    node_port=self._args.service.node_port,
-                ),
-                k8s.core.v1.ServicePortArgs(name="grpc", port=GRPC_PORT, target_port="grpc"),
-            ],
-            load_balancer_annotations=self._args.service_annotations,
+            service=service,
+            ports=ports,
+            load_balancer=self._args.load_balancer,
             opts=self._child,
+            annotations={WORLD_GRPC_ANNOTATION: "true"}
+            if service.expose_grpc_to_internet
+            else None,
         )
 
     def _headless_grpc_service(self, name: str) -> k8s.core.v1.Service:

@@ -13,13 +13,8 @@ from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, model_
 from config.base import PinnedImage, Strict, image_tag
 from config.errors import InvalidSettingError
 from config.paths import PROJECT_ROOT
-from config.workload import (
-    AutoscalingSettings,
-    Resources,
-    ServiceSettings,
-    autoscaling,
-    resources,
-)
+from config.service import ServiceSettings
+from config.workload import AutoscalingSettings, Resources, autoscaling, resources
 from gateway import contract as c
 from gateway.contract import ContractError, Preprocessing
 
@@ -82,6 +77,14 @@ class GatewaySettings(Strict):
 
     @model_validator(mode="after")
     def _labels_and_threads(self) -> Self:
+        ignored = sorted(self.model_fields_set - {"enabled"})
+        if not self.enabled and ignored:
+            key = type(self).model_fields[ignored[0]].alias or ignored[0]
+            raise InvalidSettingError(
+                "has no effect while gateway.enabled is false: add enabled: true to deploy the "
+                "gateway, or remove the gateway settings",
+                at=key,
+            )
         if self.labels is not None and self.labels_file is not None:
             raise InvalidSettingError(
                 "cannot be combined with labels: give one of them", "labelsFile"

@@ -9,16 +9,18 @@ registered; every problem is reported at once, each naming its key.
 import difflib
 import json
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
+from config.aws import key_problem, region_problem
 from config.base import DnsLabel, Strict
-from config.cluster import ClusterSettings, RegistrySettings
-from config.errors import NAMESPACE, SettingsError, describe
+from config.cluster import ClusterSettings, Compute, RegistrySettings
+from config.errors import NAMESPACE, InvalidSettingError, SettingsError, describe
 from config.gateway import GatewaySettings
 from config.model import ModelSettings
-from config.workload import AutoscalingSettings, ServerSettings, ServiceSettings
+from config.service import ModelServiceSettings
+from config.workload import AutoscalingSettings, ServerSettings
 
 DEFAULT_NAMESPACE = "tfserving"
 # Namespaces of other packages a stack file legitimately holds.
@@ -32,7 +34,7 @@ class StackSettings(Strict):
     # No class-level default: the default model directory is checked at parse time, not import.
     model: ModelSettings
     server: ServerSettings = ServerSettings()
-    service: ServiceSettings = ServiceSettings()
+    service: ModelServiceSettings = ModelServiceSettings()
     autoscaling: AutoscalingSettings = AutoscalingSettings()
     gateway: GatewaySettings = GatewaySettings()
 
@@ -43,6 +45,25 @@ class MinikubeSettings(StackSettings):
     target: Literal["minikube"] = "minikube"
     kube_context: str = Field(default="minikube", alias="kubeContext")
 
+    @model_validator(mode="after")
+    def _laptop(self) -> Self:
+        if self.server.gpu:
+            raise InvalidSettingError(
+                "only applies to target eks: this project schedules GPU pods onto NVIDIA node "
+                "groups or an Auto Mode GPU NodePool, which minikube does not have; serve on "
+                "CPUs here (server.gpu: 0)",
+                at="server.gpu",
+            )
+        for key, service in (("service", self.service), ("gateway.service", self.gateway.service)):
+            if service.load_balancer:
+                raise InvalidSettingError(
+                    "must not be LoadBalancer on minikube: it never gets an address unless "
+                    "`minikube tunnel` runs, and pulumi up would wait for it until it times out; "
+                    "use NodePort (or ClusterIP behind the gateway)",
+                    at=f"{key}.type",
+                )
+        return self
+
 
 class EksSettings(StackSettings):
     """An EKS cluster of its own, with ECR for the images."""
@@ -50,6 +71,46 @@ class EksSettings(StackSettings):
     target: Literal["eks"]
     cluster: ClusterSettings = ClusterSettings()
     registry: RegistrySettings = RegistrySettings()
+
+    @model_validator(mode="after")
+    def _gpu_compute(self) -> Self:
+        gpus, cluster = self.server.gpu, self.cluster
+        if cluster.compute is Compute.NODE_GROUPS:
+            if gpus and not cluster.gpu_groups:
+                raise InvalidSettingError(
+                    f"is {gpus} but no node group has GPUs: add a group with gpu: true and an "
+                    "NVIDIA instance type (e.g. g5.xlarge, minSize 0), or use compute: autoMode",
+                    at="server.gpu",
+                )
+            if cluster.gpu_groups and not gpus:
+                index = cluster.node_groups.index(cluster.gpu_groups[0])
+                raise InvalidSettingError(
+                    "is true but nothing asks for a GPU (server.gpu is 0): the GPU nodes would "
+                    "sit idle and be billed; set server.gpu or drop the group",
+                    at=f"cluster.nodeGroups.{index}.gpu",
+                )
+        if (
+            cluster.compute is Compute.NODE_GROUPS
+            and self.service.tls is not None
+            and self.service.grpc_on_service
+        ):
+            raise InvalidSettingError(
+                "must be false with tls in compute nodeGroups: gRPC over TLS needs ALPN (h2), "
+                "which the AWS cloud provider's load balancer cannot negotiate; TLS then covers "
+                "REST only (exposeGrpc: false, gRPC stays in the cluster), or use compute: "
+                "autoMode, whose load balancer negotiates h2",
+                at="service.exposeGrpc",
+            )
+        if (
+            cluster.compute is not Compute.NODE_GROUPS
+            and cluster.gpu_node_pool is not None
+            and not gpus
+        ):
+            raise InvalidSettingError(
+                "only applies when server.gpu > 0 (the GPU NodePool serves the model server)",
+                at="cluster.gpuNodePool",
+            )
+        return self
 
 
 Settings = MinikubeSettings | EksSettings
@@ -124,6 +185,12 @@ def parse(raw: Mapping[str, str]) -> Settings:
         raise SettingsError(
             [*problems, f"{NAMESPACE}:target must be one of {', '.join(TARGETS)}, got {target!r}"]
         )
+    if target != "eks":
+        problems += [
+            f"{key} only applies to target eks, not {target}"
+            for key in sorted(raw)
+            if key.startswith("aws:")
+        ]
     for key in sorted(document):
         if target not in TARGETS_OF[key]:
             problems.append(
@@ -137,9 +204,35 @@ def parse(raw: Mapping[str, str]) -> Settings:
     except ValidationError as error:
         # The first location is the union's tag (the target): keys start after it.
         problems += [describe({**e, "loc": e["loc"][1:]}) for e in error.errors()]
+    if not problems and isinstance(settings, EksSettings):
+        problems += _aws_problems(raw, settings)
     if problems:
         raise SettingsError(problems)
     return settings
+
+
+def _aws_problems(raw: Mapping[str, str], settings: "EksSettings") -> list[str]:
+    """The AWS provider's keys of an eks stack, and what depends on its region."""
+    problems = [
+        problem
+        for full_key in sorted(raw)
+        if full_key.startswith("aws:")
+        and (problem := key_problem(full_key.removeprefix("aws:"))) is not None
+    ]
+    region = raw.get("aws:region")
+    if region is not None and (problem := region_problem(region)) is not None:
+        return [*problems, problem]
+    for key, service in (
+        ("service", settings.service),
+        ("gateway.service", settings.gateway.service),
+    ):
+        if region is not None and service.tls is not None and service.tls.region != region:
+            problems.append(
+                f"{NAMESPACE}:{key}.tls.certificateArn is in {service.tls.region}, but the stack "
+                f"deploys to aws:region {region}: an ACM certificate can only be used in its own "
+                "region"
+            )
+    return problems
 
 
 def load() -> Settings:

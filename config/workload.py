@@ -2,12 +2,11 @@
 
 import math
 from decimal import Decimal
-from enum import StrEnum
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
 from pydantic import Field, PlainSerializer, PlainValidator, field_validator, model_validator
 
-from config.base import Cidr, PinnedImage, Strict, choice, image_tag
+from config.base import PinnedImage, Strict, image_tag
 from config.errors import InvalidSettingError
 from config.quantity import Quantity, quantity
 
@@ -77,54 +76,60 @@ def resources(requests: tuple[str, str], limits: tuple[str, str]) -> Resources:
     return Resources(requests=_amounts(*requests), limits=_amounts(*limits))
 
 
+DEFAULT_SERVER_IMAGE = "tensorflow/serving:2.20.0"
+GPU_SUFFIX = "-gpu"  # TF Serving's GPU images: the same tag plus -gpu (CUDA, cuDNN, TensorRT)
+
+
 class ServerSettings(Strict):
-    image: PinnedImage = "tensorflow/serving:2.19.1"
+    """TF Serving: its image, resources and GPUs per pod."""
+
+    # Without an explicit image, the default (or its -gpu variant when gpu > 0).
+    image: PinnedImage = DEFAULT_SERVER_IMAGE
     resources: Resources = Resources()
+    # NVIDIA GPUs per model-server pod (nvidia.com/gpu in its limits); 0 serves on CPUs.
+    gpu: int = 0
+
+    @field_validator("gpu")
+    @classmethod
+    def _gpus(cls, value: int) -> int:
+        if not 0 <= value <= 8:
+            raise ValueError(f"must be between 0 and 8 GPUs per pod, got {value}")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _gpu_image(cls, data: Any) -> Any:
+        # The -gpu variant of the default image when GPUs are asked for and no image is given.
+        if isinstance(data, dict) and "image" not in data and _positive(data.get("gpu")):
+            return {**data, "image": DEFAULT_SERVER_IMAGE + GPU_SUFFIX}
+        return data
+
+    @model_validator(mode="after")
+    def _image_fits_gpus(self) -> Self:
+        if "@sha256:" in self.image:
+            return self  # a digest says nothing about the build: trust the stack
+        gpu_image = self.tag.endswith(GPU_SUFFIX)
+        if self.gpu > 0 and not gpu_image:
+            raise InvalidSettingError(
+                f"must be a TF Serving GPU image when server.gpu is {self.gpu} (the tag ends in "
+                f"-gpu, e.g. {DEFAULT_SERVER_IMAGE}{GPU_SUFFIX}), got {self.image!r}",
+                at="image",
+            )
+        if self.gpu == 0 and gpu_image:
+            raise InvalidSettingError(
+                f"is a GPU image but server.gpu is 0: set server.gpu (GPUs per pod) or use "
+                f"{self.image.removesuffix(GPU_SUFFIX)}",
+                at="image",
+            )
+        return self
 
     @property
     def tag(self) -> str:
         return image_tag(self.image)
 
 
-class ServiceType(StrEnum):
-    NODE_PORT = "NodePort"
-    LOAD_BALANCER = "LoadBalancer"
-    CLUSTER_IP = "ClusterIP"
-
-
-class ServiceSettings(Strict):
-    type: Annotated[ServiceType, choice(ServiceType)] = ServiceType.NODE_PORT
-    node_port: int | None = Field(default=None, alias="nodePort")
-    # Who may reach the cloud load balancer (Service loadBalancerSourceRanges).
-    allowed_source_ranges: list[Cidr] | None = Field(default=None, alias="allowedSourceRanges")
-
-    @field_validator("node_port")
-    @classmethod
-    def _node_port_range(cls, value: int | None) -> int | None:
-        if value is not None and not 30000 <= value <= 32767:
-            raise ValueError(f"must be in the NodePort range 30000-32767, got {value}")
-        return value
-
-    @field_validator("allowed_source_ranges")
-    @classmethod
-    def _some_ranges(cls, value: list[str] | None) -> list[str] | None:
-        # An empty list means "everyone" to Kubernetes: make that explicit with 0.0.0.0/0.
-        if value is not None and not value:
-            raise ValueError("must list at least one CIDR block (0.0.0.0/0 allows everyone)")
-        return value
-
-    @model_validator(mode="after")
-    def _fits_type(self) -> Self:
-        if self.node_port is not None and self.type is not ServiceType.NODE_PORT:
-            raise InvalidSettingError(
-                f"only applies to type NodePort, not {self.type.value}", at="nodePort"
-            )
-        if self.allowed_source_ranges is not None and self.type is not ServiceType.LOAD_BALANCER:
-            raise InvalidSettingError(
-                f"only applies to type LoadBalancer, not {self.type.value}",
-                at="allowedSourceRanges",
-            )
-        return self
+def _positive(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 class AutoscalingSettings(Strict):

@@ -12,7 +12,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.container_image import ContainerImage, ImageBuild
-from config.workload import ServiceType
+from components.kube import LoadBalancer
+from config.service import ServiceSettings, ServiceType
 
 
 @dataclass(frozen=True)
@@ -47,7 +48,9 @@ class Platform:
     expose: Callable[[Exposure], dict[str, pulumi.Input[str]]]
     # Objects on the cluster wait for these, so destroy deletes them before the cluster goes.
     depends_on: Sequence[pulumi.Resource] = ()
-    service_annotations: Mapping[str, str] = field(default_factory=dict)
+    # How a LoadBalancer Service becomes a cloud load balancer (annotations, class), given the
+    # names of its ports that take TLS; targets without one refuse LoadBalancer in config.
+    load_balancer: Callable[[ServiceSettings, Sequence[str]], LoadBalancer] | None = None
     # Stack outputs of the target itself (cluster name, kubeconfig, ...).
     outputs: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 

@@ -1,32 +1,103 @@
 """Target eks: an EKS cluster of its own, images in ECR, LoadBalancer Services behind AWS NLBs."""
 
+from collections.abc import Sequence
+
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.container_image import ContainerImage, ContainerImageArgs, ImageBuild
-from components.eks_cluster import EksCluster, EksClusterArgs
+from components.eks_cluster import VPC_CIDR, EksCluster, EksClusterArgs
+from components.kube import LoadBalancer
 from components.registry import ImageRegistry, ImageRegistryArgs
+from config.cluster import Compute, GpuNodePoolSettings
+from config.errors import SettingsError
+from config.service import ServiceSettings, ServiceType
 from config.stack import EksSettings
-from config.workload import ServiceType
 from outputs import CLUSTER_NAME, KUBECONFIG, KUBECONFIG_COMMAND
+from targets import capacity
 from targets.base import Exposure, Platform, url
 
-# The AWS cloud provider's own service controller (which EKS runs in its control plane) makes a
-# Network Load Balancer for this annotation: internet-facing (its default) in the subnets tagged
-# kubernetes.io/role/elb, instance targets through the Service's node ports, and
-# loadBalancerSourceRanges enforced as rules on the nodes' security group (an NLB keeps the
-# client address). The AWS Load Balancer Controller's annotations (type external, nlb-target-type
-# ip, scheme) would do nothing: that controller is not installed.
-NLB_ANNOTATIONS = {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}
+_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-"
+
+
+def cloud_provider_nlb(service: ServiceSettings, tls_ports: Sequence[str]) -> LoadBalancer:
+    """compute nodeGroups: the AWS cloud provider's own service controller (in EKS's control
+    plane) makes the NLB: instance targets through the node ports, `internal` by annotation,
+    loadBalancerSourceRanges as rules on the nodes' security group, TLS listeners from an ACM
+    certificate on the named ports (kubernetes/cloud-provider-aws, docs/service_controller.md).
+    It cannot negotiate ALPN, hence no TLS on a gRPC port here (config refuses it)."""
+    annotations = {_ANNOTATION + "type": "nlb"}
+    if not service.internet_facing:
+        annotations[_ANNOTATION + "internal"] = "true"
+    if service.tls is not None:
+        annotations[_ANNOTATION + "ssl-cert"] = service.tls.certificate_arn
+        annotations[_ANNOTATION + "ssl-ports"] = ",".join(tls_ports)
+    return LoadBalancer(annotations, default_source_ranges=_vpc_only(service))
+
+
+def _vpc_only(service: ServiceSettings) -> tuple[str, ...]:
+    # Without ranges Kubernetes admits everyone that can route to it; internal means the VPC.
+    return () if service.internet_facing else (VPC_CIDR,)
+
+
+def auto_mode_nlb(service: ServiceSettings, tls_ports: Sequence[str]) -> LoadBalancer:
+    """compute autoMode: Auto Mode's load balancer controller, selected by loadBalancerClass; it
+    reads the AWS Load Balancer Controller's annotations (not `type` or `internal`), targets pod
+    IPs, and puts the source ranges on the NLB's own security group
+    (docs.aws.amazon.com/eks/latest/userguide/auto-configure-nlb.html). ALPN HTTP2Optional: gRPC
+    clients (which offer only h2) get h2, REST clients HTTP/1.1."""
+    annotations = {
+        _ANNOTATION + "scheme": service.scheme.value,
+        _ANNOTATION + "nlb-target-type": "ip",
+    }
+    if service.tls is not None:
+        annotations[_ANNOTATION + "ssl-cert"] = service.tls.certificate_arn
+        annotations[_ANNOTATION + "ssl-ports"] = ",".join(tls_ports)
+        annotations[_ANNOTATION + "alpn-policy"] = "HTTP2Optional"
+    return LoadBalancer(
+        annotations,
+        load_balancer_class="eks.amazonaws.com/nlb",
+        default_source_ranges=_vpc_only(service),
+    )
+
+
+def instance_spec(instance_type: str) -> capacity.InstanceSpec:
+    """The AWS provider's instance-type data source (runs at preview too)."""
+    found = aws.ec2.get_instance_type(instance_type=instance_type)
+    return capacity.InstanceSpec(
+        vcpus=int(found.default_vcpus),
+        memory_mib=int(found.memory_size),
+        gpus=sum(int(g.count) for g in (found.gpuses or [])),
+        network_interfaces=int(found.maximum_network_interfaces),
+        ipv4_per_interface=int(found.maximum_ipv4_addresses_per_interface),
+    )
 
 
 def eks(settings: EksSettings) -> Platform:
     """The cluster, one ECR repository per image, and NLB host names as the stack's URLs."""
+    cluster_settings = settings.cluster
+    node_groups_mode = cluster_settings.compute is Compute.NODE_GROUPS
+    if node_groups_mode:
+        problems = capacity.problems(settings, instance_spec)
+        if problems:
+            raise SettingsError(problems)
     cluster_name = f"{pulumi.get_project()}-{pulumi.get_stack()}"
-    cluster = EksCluster(
-        "tfserving", EksClusterArgs(cluster_name=cluster_name, settings=settings.cluster)
-    )
     region = pulumi.Config("aws").get("region")
+    gpu_pool = (
+        cluster_settings.gpu_node_pool or GpuNodePoolSettings()
+        if settings.server.gpu and not node_groups_mode
+        else None
+    )
+    cluster = EksCluster(
+        "tfserving",
+        EksClusterArgs(
+            cluster_name=cluster_name,
+            settings=cluster_settings,
+            region=region,
+            gpu_node_pool=gpu_pool,
+        ),
+    )
     region_flag = f"--region {region} " if region else ""
 
     def build_image(name: str, build: ImageBuild) -> ContainerImage:
@@ -56,8 +127,8 @@ def eks(settings: EksSettings) -> Platform:
         expose=expose,
         # Every Kubernetes object waits for these, so destroy removes the objects (and the load
         # balancer a LoadBalancer Service owns) while nodes and cluster are still there.
-        depends_on=[*cluster.node_groups, cluster.metrics_server],
-        service_annotations=NLB_ANNOTATIONS,
+        depends_on=cluster.compute,
+        load_balancer=cloud_provider_nlb if node_groups_mode else auto_mode_nlb,
         outputs={
             CLUSTER_NAME: cluster_name,
             KUBECONFIG: cluster.kubeconfig,

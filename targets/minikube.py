@@ -8,8 +8,8 @@ import pulumi_kubernetes as k8s
 import outputs
 from components import kube
 from components.container_image import ContainerImage, ContainerImageArgs, ImageBuild
+from config.service import ServiceType
 from config.stack import MinikubeSettings
-from config.workload import ServiceType
 from targets.base import Exposure, Platform, url
 
 

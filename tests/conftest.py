@@ -12,6 +12,8 @@ from tools.render import Rendered, render_stack
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 STACK_FILES = sorted(PROJECT_ROOT.glob("Pulumi.*.yaml"))
+# Stacks only tests render (e.g. EKS Auto Mode), kept beside the committed ones' checks.
+FIXTURE_STACK_FILES = sorted((PROJECT_ROOT / "tests" / "fixtures" / "stacks").glob("Pulumi.*.yaml"))
 
 
 def dev_config() -> dict[str, Any]:
@@ -29,13 +31,15 @@ def write_stack(directory: Path, config: dict[str, Any], stack: str = "test") ->
 
 
 def merged(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """`base` with `changes` applied one level into structured keys; None deletes a key."""
+    """`base` with `changes` applied one level into structured keys; None deletes a key (at the
+    top level, or inside a structured key)."""
     config = copy.deepcopy(base)
     for key, value in changes.items():
         if value is None:
             config.pop(key, None)
         elif isinstance(value, dict) and isinstance(config.get(key), dict):
-            config[key] = {**config[key], **value}
+            inner = {**config[key], **value}
+            config[key] = {k: v for k, v in inner.items() if v is not None}
         else:
             config[key] = value
     return config

@@ -8,13 +8,15 @@ from pulumi.runtime.sync_await import _sync_await
 
 from components.eks_cluster import (
     CLUSTER_ADMIN_POLICY,
+    CLUSTER_VIEW_POLICY,
     EksCluster,
     EksClusterArgs,
     admin_entry_key,
+    viewer_entry_key,
 )
 from config.cluster import ClusterSettings
 from tests.conftest import PROJECT_ROOT, one_resource, resources_of
-from tools.render import Rendered, render_stack, run_under_mocks
+from tools.render import Rendered, cloud, engine, render_stack, run_under_mocks
 from tools.render.cloud import METRICS_SERVER_VERSION
 
 CLUSTER = "tfserving:cluster"
@@ -28,6 +30,8 @@ ADDON = "eks:index:Addon"
 K8S_PROVIDER = "pulumi:providers:kubernetes"
 ADMIN = "arn:aws:iam::111122223333:role/ci-deployer"
 OTHER_ADMIN = "arn:aws:iam::111122223333:user/alice"
+VIEWER = "arn:aws:iam::111122223333:role/ci-preview"
+LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
 
 
 @pytest.fixture(scope="module")
@@ -68,13 +72,39 @@ def test_control_plane_is_pinned_logged_api_authenticated_with_oidc(eks):
     cluster = one_resource(eks, EKS)
     inputs = cluster["inputs"]
     assert inputs["name"] == "tfserving-eks"
-    assert inputs["version"] == "1.34"
+    assert inputs["version"] == "1.35"
+    assert inputs["upgradePolicy"] == {"supportType": "STANDARD"}
     assert inputs["authenticationMode"] == "API"
     assert inputs["createOidcProvider"] is True
     assert inputs["skipDefaultNodeGroup"] is True
     assert inputs["enabledClusterLogTypes"] == ["api", "audit", "authenticator"]
     assert inputs["vpcId"].startswith("vpc-")
     assert one_resource(eks, VPC)["urn"] in cluster["dependencies"]
+    assert "autoMode" not in inputs
+    # nodeGroups: pulumi-eks leaves the VPC CNI to us (our add-on, own role, policies on).
+    assert inputs["useDefaultVpcCni"] is True
+
+
+def test_api_endpoint_is_private_and_public_only_to_the_listed_ranges(render_eks):
+    inputs = _inputs(render_eks(), EKS)
+    assert (inputs["endpointPrivateAccess"], inputs["endpointPublicAccess"]) == (True, True)
+    assert inputs["publicAccessCidrs"] == ["0.0.0.0/0"]
+    narrowed = render_eks({CLUSTER: {"publicAccessCidrs": ["198.51.100.7/32"]}})
+    assert _inputs(narrowed, EKS)["publicAccessCidrs"] == ["198.51.100.7/32"]
+
+
+def test_upgrade_policy_follows_the_config(render_eks):
+    rendered = render_eks({CLUSTER: {"upgradePolicy": "EXTENDED"}})
+    assert _inputs(rendered, EKS)["upgradePolicy"] == {"supportType": "EXTENDED"}
+
+
+def test_control_plane_log_group_is_ours_with_a_retention_before_the_cluster(render_eks):
+    rendered = render_eks({CLUSTER: {"logRetentionDays": 7}})
+    group = one_resource(rendered, LOG_GROUP)
+    assert group["inputs"] == {"name": "/aws/eks/tfserving-eks/cluster", "retentionInDays": 7}
+    assert group["urn"] in one_resource(rendered, EKS)["dependencies"]
+    default = one_resource(render_eks(), LOG_GROUP)
+    assert default["inputs"]["retentionInDays"] == 30
 
 
 def test_nodes_are_private_and_without_public_addresses(eks):
@@ -88,110 +118,132 @@ def test_nodes_are_private_and_without_public_addresses(eks):
         assert group["inputs"]["subnetIds"] == private
 
 
-def test_nodes_require_imdsv2_out_of_reach_of_pods(eks):
-    template = one_resource(eks, LAUNCH_TEMPLATE)
-    assert template["inputs"]["metadataOptions"] == {
-        "httpEndpoint": "enabled",
-        "httpTokens": "required",
-        "httpPutResponseHopLimit": 1,
-    }
-    for group in resources_of(eks, NODE_GROUP):
-        assert template["urn"] in group["dependencies"]
-        assert group["inputs"]["launchTemplate"]["version"] == "1"
-        assert "enableImdSv2" not in group["inputs"], "conflicts with a launch template"
-
-
-def test_one_node_role_with_the_worker_cni_and_ecr_policies(eks):
-    role = one_resource(eks, ROLE)
-    trust = json.loads(role["inputs"]["assumeRolePolicy"])
-    (statement,) = trust["Statement"]
-    assert statement["Principal"] == {"Service": "ec2.amazonaws.com"}
-    assert statement["Action"] == "sts:AssumeRole"
-    attachments = resources_of(eks, ATTACHMENT)
-    assert sorted(a["inputs"]["policyArn"].rsplit("/", 1)[1] for a in attachments) == [
-        "AmazonEC2ContainerRegistryReadOnly",
-        "AmazonEKSWorkerNodePolicy",
-        "AmazonEKS_CNI_Policy",
-    ]
-    assert all(role["urn"] in a["dependencies"] for a in attachments)
-    for group in resources_of(eks, NODE_GROUP):
-        # Nodes boot only once the role can pull images and wire pod networking.
-        assert {a["urn"] for a in attachments} <= set(group["dependencies"])
-        assert role["urn"] in group["dependencies"]
-        assert "nodeGroupName" not in group["inputs"], "auto-named: replacements can go first"
-
-
 def test_nodes_role_has_an_ec2_linux_access_entry(eks):
     cluster = one_resource(eks, EKS)
     entry = cluster["inputs"]["accessEntries"]["nodes"]
     assert entry["type"] == "EC2_LINUX"
     assert ":role/tfserving-nodes-" in entry["principalArn"]
     assert "accessPolicies" not in entry, "EC2_LINUX entries take no access policies"
-    assert one_resource(eks, ROLE)["urn"] in cluster["dependencies"]
+    node_role = one_resource(eks, ROLE, "tfserving-nodes")
+    assert node_role["urn"] in cluster["dependencies"]
 
 
-def test_admin_principals_get_cluster_scoped_admin_keyed_by_arn(render_eks):
-    rendered = render_eks({CLUSTER: {"adminRoleArns": [ADMIN, OTHER_ADMIN]}})
+def _policy(arn: str, policy: str) -> dict[str, Any]:
+    return {
+        "principalArn": arn,
+        "type": "STANDARD",
+        "accessPolicies": {"policy": {"policyArn": policy, "accessScope": {"type": "cluster"}}},
+    }
+
+
+def test_admins_and_viewers_get_cluster_scoped_entries_keyed_by_arn(render_eks):
+    rendered = render_eks(
+        {CLUSTER: {"adminRoleArns": [ADMIN, OTHER_ADMIN], "viewerRoleArns": [VIEWER]}}
+    )
     entries = _inputs(rendered, EKS)["accessEntries"]
-    assert set(entries) == {"nodes", admin_entry_key(ADMIN), admin_entry_key(OTHER_ADMIN)}
-    for arn in (ADMIN, OTHER_ADMIN):
-        entry = entries[admin_entry_key(arn)]
-        assert entry["principalArn"] == arn
-        assert entry["type"] == "STANDARD"
-        assert entry["accessPolicies"]["admin"] == {
-            "policyArn": CLUSTER_ADMIN_POLICY,
-            "accessScope": {"type": "cluster"},
-        }
-    reordered = render_eks({CLUSTER: {"adminRoleArns": [OTHER_ADMIN, ADMIN]}})
+    assert set(entries) == {
+        "nodes",
+        admin_entry_key(ADMIN),
+        admin_entry_key(OTHER_ADMIN),
+        viewer_entry_key(VIEWER),
+    }
+    assert entries[admin_entry_key(ADMIN)] == _policy(ADMIN, CLUSTER_ADMIN_POLICY)
+    assert entries[admin_entry_key(OTHER_ADMIN)] == _policy(OTHER_ADMIN, CLUSTER_ADMIN_POLICY)
+    assert entries[viewer_entry_key(VIEWER)] == _policy(VIEWER, CLUSTER_VIEW_POLICY)
+    assert CLUSTER_VIEW_POLICY.endswith(":cluster-access-policy/AmazonEKSViewPolicy")
+    reordered = render_eks(
+        {CLUSTER: {"adminRoleArns": [OTHER_ADMIN, ADMIN], "viewerRoleArns": [VIEWER]}}
+    )
     assert _inputs(reordered, EKS)["accessEntries"] == entries
 
 
-def test_node_group_shape_follows_the_config(render_eks):
-    group = {
-        "name": "spot",
-        "instanceTypes": ["m5.large", "m5a.large"],
-        "minSize": 0,
-        "desiredSize": 1,
-        "maxSize": 3,
-        "capacityType": "SPOT",
+def test_the_identity_that_creates_the_cluster_gets_no_second_entry(render_eks, monkeypatch):
+    # The mocked caller is an assumed-role session of the CI deploy role; EKS already made that
+    # role admin, and an entry for it again would fail with ResourceInUseException.
+    monkeypatch.setattr(cloud, "CREATOR_ROLE", ADMIN)
+    rendered = render_eks(
+        {CLUSTER: {"adminRoleArns": [ADMIN, OTHER_ADMIN], "viewerRoleArns": [VIEWER]}}
+    )
+    entries = _inputs(rendered, EKS)["accessEntries"]
+    assert set(entries) == {"nodes", admin_entry_key(OTHER_ADMIN), viewer_entry_key(VIEWER)}
+    monkeypatch.setattr(cloud, "CREATOR_ROLE", VIEWER)
+    rendered = render_eks({CLUSTER: {"adminRoleArns": [ADMIN], "viewerRoleArns": [VIEWER]}})
+    assert set(_inputs(rendered, EKS)["accessEntries"]) == {"nodes", admin_entry_key(ADMIN)}
+
+
+def test_vpc_cni_runs_on_its_own_role_and_enforces_network_policies(eks):
+    addon = _inputs(eks, ADDON, "tfserving-vpc-cni")
+    assert addon["addonName"] == "vpc-cni"
+    assert addon["configurationValues"] == {"enableNetworkPolicy": "true"}
+    role = one_resource(eks, ROLE, "tfserving-vpc-cni")
+    assert addon["serviceAccountRoleArn"].startswith(
+        f"arn:aws:iam::{cloud.ACCOUNT}:role/tfserving-vpc-cni-"
+    )
+    (statement,) = json.loads(role["inputs"]["assumeRolePolicy"])["Statement"]
+    issuer = statement["Principal"]["Federated"].split(":oidc-provider/", 1)[1]
+    assert statement["Action"] == "sts:AssumeRoleWithWebIdentity"
+    assert statement["Condition"] == {
+        "StringEquals": {
+            f"{issuer}:sub": "system:serviceaccount:kube-system:aws-node",
+            f"{issuer}:aud": "sts.amazonaws.com",
+        }
     }
-    inputs = _inputs(render_eks(_with_groups(group)), NODE_GROUP, "tfserving-spot")
-    assert inputs["instanceTypes"] == ["m5.large", "m5a.large"]
-    assert inputs["capacityType"] == "SPOT"
-    assert inputs["scalingConfig"] == {"minSize": 0, "desiredSize": 1, "maxSize": 3}
-    assert inputs["version"] == "1.34"
-    assert inputs["amiType"] == "AL2023_x86_64_STANDARD"
-    assert inputs["labels"] == {"tfserving/node-group": "spot"}
-    assert inputs["taints"] == []
+    (attachment,) = [a for a in resources_of(eks, ATTACHMENT) if a["parent"] == role["urn"]]
+    assert attachment["inputs"]["policyArn"] == "arn:aws:iam::aws:policy/AmazonEKS_CNI_Policy"
+    # Nodes boot only once pods can get addresses.
+    addon_urn = one_resource(eks, ADDON, "tfserving-vpc-cni")["urn"]
+    for group in resources_of(eks, NODE_GROUP):
+        assert addon_urn in group["dependencies"]
 
 
-def test_gpu_group_runs_the_nvidia_ami_tainted_and_labelled(render_eks):
-    sizes = {"minSize": 0, "desiredSize": 1, "maxSize": 2}
-    cpu = {"name": "cpu", "instanceTypes": ["m5.large"], **sizes}
-    gpu = {"name": "gpu", "instanceTypes": ["g4dn.xlarge"], **sizes, "gpu": True}
-    rendered = render_eks(_with_groups(cpu, gpu))
-    assert len(resources_of(rendered, NODE_GROUP)) == 2
-    gpu_inputs = _inputs(rendered, NODE_GROUP, "tfserving-gpu")
-    assert gpu_inputs["amiType"] == "AL2023_x86_64_NVIDIA"
-    assert gpu_inputs["taints"] == [
-        {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}
+def test_addon_versions_are_the_newest_for_the_version_or_the_stacks_pin(render_eks):
+    rendered = render_eks()
+    for name, addon in (
+        ("tfserving-metrics-server", "metrics-server"),
+        ("tfserving-vpc-cni", "vpc-cni"),
+        ("tfserving-pod-identity-agent", "eks-pod-identity-agent"),
+    ):
+        inputs = _inputs(rendered, ADDON, name)
+        assert inputs["addonName"] == addon
+        # most_recent=True: never the "default" lookup that fails when EKS flags none.
+        assert inputs["addonVersion"] == cloud.ADDON_VERSIONS[addon]
+        assert (
+            inputs["resolveConflictsOnCreate"] == inputs["resolveConflictsOnUpdate"] == "OVERWRITE"
+        )
+    pinned = render_eks({CLUSTER: {"addonVersions": {"metrics-server": "v0.7.2-eksbuild.3"}}})
+    assert _inputs(pinned, ADDON, "tfserving-metrics-server")["addonVersion"] == "v0.7.2-eksbuild.3"
+    assert (
+        _inputs(pinned, ADDON, "tfserving-vpc-cni")["addonVersion"]
+        == cloud.ADDON_VERSIONS["vpc-cni"]
+    )
+
+
+def test_addon_lookups_ask_for_the_most_recent_version(monkeypatch, render_eks):
+    calls: list[dict[str, Any]] = []
+    original = cloud.CURATED["aws:eks/getAddonVersion:getAddonVersion"]
+
+    def record(args: Any, stack: str) -> dict[str, Any]:
+        calls.append(dict(args.args))
+        return original(args, stack)
+
+    monkeypatch.setitem(cloud.CURATED, "aws:eks/getAddonVersion:getAddonVersion", record)
+    monkeypatch.setitem(engine.CURATED, "aws:eks/getAddonVersion:getAddonVersion", record)
+    render_eks()
+    assert sorted(c["addonName"] for c in calls) == [
+        "eks-pod-identity-agent",
+        "metrics-server",
+        "vpc-cni",
     ]
-    assert gpu_inputs["labels"] == {"tfserving/node-group": "gpu", "nvidia.com/gpu": "true"}
-    cpu_inputs = _inputs(rendered, NODE_GROUP, "tfserving-cpu")
-    assert cpu_inputs["amiType"] == "AL2023_x86_64_STANDARD"
-    assert cpu_inputs["taints"] == []
-    # One shared role and launch template for both groups.
-    assert len(resources_of(rendered, ROLE)) == 1
-    assert len(resources_of(rendered, LAUNCH_TEMPLATE)) == 1
+    assert all(c["mostRecent"] is True and c["kubernetesVersion"] == "1.35" for c in calls)
 
 
 def test_metrics_server_is_an_eks_addon_on_the_nodes(eks):
-    addon = one_resource(eks, ADDON)
+    addon = one_resource(eks, ADDON, "tfserving-metrics-server")
     assert addon["inputs"]["addonName"] == "metrics-server"
-    # The version EKS names as default for the pinned Kubernetes version (a curated invoke here).
     assert addon["inputs"]["addonVersion"] == METRICS_SERVER_VERSION
     assert addon["inputs"]["cluster"] == one_resource(eks, EKS)["urn"]
-    assert {g["urn"] for g in resources_of(eks, NODE_GROUP)} <= set(addon["dependencies"])
+    groups = {g["urn"] for g in resources_of(eks, NODE_GROUP)}
+    assert groups and groups <= set(addon["dependencies"])
 
 
 def test_kubernetes_provider_reads_the_cluster_kubeconfig_with_a_stable_identity(eks):

@@ -155,8 +155,10 @@ def test_on_eks_the_gateway_image_goes_to_its_own_ecr_repository(render_eks):
     assert image["inputs"]["push"] is True
     service = _gateway(rendered, "Service")
     assert service["spec"]["loadBalancerSourceRanges"] == ["198.51.100.0/24"]
+    # internal unless the stack says internet-facing: reachable from the VPC only.
     assert service["metadata"]["annotations"] == {
-        "service.beta.kubernetes.io/aws-load-balancer-type": "nlb"
+        "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
+        "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
     }
     (container,) = _gateway(rendered, "Deployment")["spec"]["template"]["spec"]["containers"]
     assert "@sha256:" in container["image"], "pushed images run digest-pinned"
@@ -168,7 +170,7 @@ def test_on_eks_the_gateway_image_goes_to_its_own_ecr_repository(render_eks):
         for r in rendered.resources
         if r["type"].startswith("kubernetes:") and r["parent"].endswith("Gateway::tfserving")
     ]
-    assert len(gateway_objects) == 4  # ConfigMap, Deployment, Service, HPA
+    assert len(gateway_objects) == 5  # ConfigMap, Deployment, Service, HPA, NetworkPolicy
     for resource in gateway_objects:
         assert node_groups and node_groups <= set(resource["dependencies"]), resource["name"]
         assert resource["provider"].rsplit("::", 1)[0] == provider["urn"], resource["name"]
@@ -179,6 +181,12 @@ def test_every_gateway_object_is_a_child_on_the_targets_provider(rendered):
     provider = one_resource(rendered, "pulumi:providers:kubernetes")
     children = [r for r in rendered.resources if r["parent"] == component["urn"]]
     kinds = sorted(r["type"].rsplit(":", 1)[1] for r in children if r["custom"])
-    assert kinds == ["ConfigMap", "Deployment", "HorizontalPodAutoscaler", "Service"]
+    assert kinds == [
+        "ConfigMap",
+        "Deployment",
+        "HorizontalPodAutoscaler",
+        "NetworkPolicy",
+        "Service",
+    ]
     for child in children:
         assert child["provider"].rsplit("::", 1)[0] == provider["urn"], child["name"]

@@ -35,6 +35,8 @@ def test_dev_render_holds_the_lab_system(render_dev):
             "Service",
             "Deployment",
             "HorizontalPodAutoscaler",
+            "NetworkPolicy",
+            "NetworkPolicy",
         ]
     )
     assert all(
@@ -291,19 +293,18 @@ def test_gcs_source_reads_the_bucket_without_a_model_configmap(render_dev):
     )
 
 
-def test_load_balancer_gets_source_ranges(render_dev):
-    rendered = render_dev(
-        {
-            "tfserving:service": {
-                "type": "LoadBalancer",
-                "nodePort": None,
-                "allowedSourceRanges": ["10.0.0.0/8"],
-            }
-        }
+def test_load_balancer_gets_source_ranges(render_eks):
+    rendered = render_eks(
+        {"tfserving:service": {"scheme": "internal", "allowedSourceRanges": ["10.0.0.0/8"]}}
     )
     service = one(rendered, "Service", "tfserving-server-")
     assert service["spec"]["type"] == "LoadBalancer"
     assert service["spec"]["loadBalancerSourceRanges"] == ["10.0.0.0/8"]
+    internal = {"scheme": "internal", "allowedSourceRanges": None}
+    unlisted = render_eks({"tfserving:service": internal})
+    # An internal load balancer without ranges admits the VPC, not whoever can route to it.
+    spec = one(unlisted, "Service", "tfserving-server-")["spec"]
+    assert spec["loadBalancerSourceRanges"] == ["10.0.0.0/16"]
 
 
 def test_every_object_is_a_child_of_the_component_on_the_cluster_provider(render_dev):

@@ -12,11 +12,13 @@ Edge = tuple[str, list[str | int], Any, Any, str]
 
 
 def _set(path: list[str | int], value: Any) -> dict[str, Any]:
-    """{"tfserving:a": '{"b": value}'} for path ["a", "b"]."""
+    """{"tfserving:a": '{"b": value}'} for path ["a", "b"] (the gateway enabled for its keys)."""
     top, *rest = path
     node: Any = value
     for key in reversed(rest):
         node = {key: node}
+    if top == "gateway":
+        node = {"enabled": True, **node}
     return {f"tfserving:{top}": json.dumps(node) if rest else str(value)}
 
 

@@ -81,7 +81,10 @@ EKS_BAD_CONFIGS: list[tuple[str, dict[str, Any], list[str]]] = [
     (
         "not-an-instance-type",
         {CLUSTER: {"nodeGroups": [_group(instanceTypes=["large"])]}},
-        ["tfserving:cluster.nodeGroups[0].instanceTypes[0] must be an EC2 instance type"],
+        [
+            "tfserving:cluster.nodeGroups[0].instanceTypes[0] is not an EC2 instance type, "
+            "got 'large'"
+        ],
     ),
     (
         "bad-admin-arn",
@@ -94,17 +97,20 @@ EKS_BAD_CONFIGS: list[tuple[str, dict[str, Any], list[str]]] = [
     (
         "repeated-admin-arn",
         {CLUSTER: {"adminRoleArns": ["arn:aws:iam::123456789012:role/ci"] * 2}},
-        ["tfserving:cluster.adminRoleArns must not repeat an ARN"],
+        ["tfserving:cluster.adminRoleArns must not repeat an entry", "twice"],
     ),
     (
         "version-format",
         {CLUSTER: {"version": "v1.33"}},
-        ['tfserving:cluster.version must be a Kubernetes minor version like "1.33"', "'v1.33'"],
+        [
+            "tfserving:cluster.version must be a Kubernetes version this project supports on EKS "
+            "(1.33, 1.34, 1.35, 1.36), got 'v1.33'"
+        ],
     ),
     (
         "version-unquoted",
         {CLUSTER: {"version": 1.3}},
-        ['tfserving:cluster.version must be a quoted string like "1.33"', "got 1.3"],
+        ['tfserving:cluster.version must be a quoted string like "1.35"', "got 1.3"],
     ),
     (
         "one-zone",

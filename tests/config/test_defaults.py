@@ -14,8 +14,16 @@ COMMON = {
         "path": "models/half_plus_two",
         "uri": None,
     },
-    "server": {"image": "tensorflow/serving:2.19.1", "resources": RESOURCES},
-    "service": {"type": "NodePort", "nodePort": None, "allowedSourceRanges": None},
+    "server": {"image": "tensorflow/serving:2.20.0", "resources": RESOURCES, "gpu": 0},
+    "service": {
+        "type": "NodePort",
+        "nodePort": None,
+        "scheme": "internal",
+        "allowedSourceRanges": None,
+        "tls": None,
+        "exposeGrpc": True,
+        "exposeGrpcToInternet": False,
+    },
     "autoscaling": {
         "minReplicas": 1,
         "maxReplicas": 3,
@@ -29,7 +37,13 @@ COMMON = {
             "requests": {"cpu": "250m", "memory": "128Mi"},
             "limits": {"cpu": "1", "memory": "512Mi"},
         },
-        "service": {"type": "NodePort", "nodePort": None, "allowedSourceRanges": None},
+        "service": {
+            "type": "NodePort",
+            "nodePort": None,
+            "scheme": "internal",
+            "allowedSourceRanges": None,
+            "tls": None,
+        },
         "autoscaling": {
             "minReplicas": 1,
             "maxReplicas": 5,
@@ -54,7 +68,9 @@ COMMON = {
 }
 EKS = {
     "cluster": {
-        "version": "1.34",
+        "version": "1.35",
+        "upgradePolicy": "STANDARD",
+        "compute": "nodeGroups",
         "availabilityZones": 2,
         "natGateways": "single",
         "nodeGroups": [
@@ -66,9 +82,15 @@ EKS = {
                 "maxSize": 4,
                 "capacityType": "ON_DEMAND",
                 "gpu": False,
+                "diskSize": None,
             }
         ],
+        "gpuNodePool": None,
         "adminRoleArns": [],
+        "viewerRoleArns": [],
+        "publicAccessCidrs": ["0.0.0.0/0"],
+        "logRetentionDays": 30,
+        "addonVersions": {},
     },
     "registry": {"forceDelete": True, "keepImages": 10},
 }
@@ -91,7 +113,7 @@ def test_derived_defaults():
     settings = parse({})
     assert settings.model.folder.versions == (1,)
     assert settings.server.resources.cpu_threads == 1
-    assert settings.server.tag == "2.19.1"
+    assert settings.server.tag == "2.20.0"
     assert settings.gateway.label_list == (
         "dress",
         "hat",

@@ -43,7 +43,7 @@ def gateway_env(rendered: Any) -> dict[str, str]:
 
 
 def test_a_committed_stack_runs_the_gateway():
-    assert [p.name for p in GATEWAY_STACKS] == ["Pulumi.gateway.yaml"]
+    assert [p.name for p in GATEWAY_STACKS] == ["Pulumi.eks-gpu.yaml", "Pulumi.gateway.yaml"]
 
 
 @pytest.mark.parametrize("stack_file", GATEWAY_STACKS, ids=lambda p: p.stem)

@@ -8,8 +8,8 @@ import pytest
 from config.cluster import CapacityType, NatGateways
 from config.errors import SettingsError
 from config.model import ModelSource
+from config.service import ServiceType
 from config.stack import EksSettings, MinikubeSettings, parse
-from config.workload import ServiceType
 from tests.config.support import MODEL, SERVER, SERVICE
 from tests.conftest import dev_config, eks_config
 
@@ -73,16 +73,24 @@ def test_eks_stack_reads_as_written():
     assert settings.model.source is ModelSource.IMAGE
     assert settings.service.type is ServiceType.LOAD_BALANCER
     assert settings.service.allowed_source_ranges == ["0.0.0.0/0"]
+    assert settings.service.internet_facing and settings.service.open_to_internet
+    assert settings.server.image == "tensorflow/serving:2.20.0" and settings.server.gpu == 0
     assert (settings.autoscaling.min_replicas, settings.autoscaling.max_replicas) == (1, 4)
     assert settings.autoscaling.target_cpu_utilization == 60
     cluster = settings.cluster
-    assert (cluster.version, cluster.availability_zones) == ("1.34", 2)
+    assert (cluster.version, cluster.availability_zones) == ("1.35", 2)
     assert cluster.nat_gateways is NatGateways.SINGLE
     (group,) = cluster.node_groups
-    assert (group.name, group.instance_types, group.gpu) == ("cpu", ["m5.large"], False)
+    assert (group.name, [str(t) for t in group.instance_types], group.gpu) == (
+        "cpu",
+        ["m5.large"],
+        False,
+    )
     assert (group.min_size, group.desired_size, group.max_size) == (1, 2, 4)
     assert group.capacity_type is CapacityType.ON_DEMAND
-    assert cluster.admin_role_arns == []
+    assert cluster.admin_role_arns == [] and cluster.viewer_role_arns == []
+    assert cluster.compute.value == "nodeGroups" and cluster.upgrade_policy.value == "STANDARD"
+    assert (cluster.public_access_cidrs, cluster.log_retention_days) == (["0.0.0.0/0"], 30)
     assert (settings.registry.force_delete, settings.registry.keep_images) == (True, 10)
 
 
@@ -96,11 +104,11 @@ def test_eks_fills_cluster_and_registry_defaults_minikube_has_none():
 
 
 def test_source_ranges_are_normalised_and_accept_ipv6():
-    settings = parse(
-        {
-            SERVICE: json.dumps(
-                {"type": "LoadBalancer", "allowedSourceRanges": ["2001:DB8::/32", "0.0.0.0/0"]}
-            )
-        }
-    )
+    service = {
+        "type": "LoadBalancer",
+        "scheme": "internet-facing",
+        "allowedSourceRanges": ["2001:DB8::/32", "0.0.0.0/0"],
+    }
+    settings = parse({"tfserving:target": "eks", SERVICE: json.dumps(service)})
     assert settings.service.allowed_source_ranges == ["2001:db8::/32", "0.0.0.0/0"]
+    assert settings.service.open_to_internet and not settings.service.grpc_on_service

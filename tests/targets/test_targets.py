@@ -2,7 +2,6 @@
 
 import pytest
 
-from targets.eks import NLB_ANNOTATIONS
 from tests.conftest import PROJECT_ROOT, one, one_resource, resources_of
 from tools.render import Rendered, render_stack
 
@@ -15,13 +14,22 @@ def eks() -> Rendered:
 
 
 def _kubernetes_resources(rendered: Rendered) -> list[dict]:
-    return [r for r in rendered.resources if r["type"].startswith("kubernetes:") and r["custom"]]
+    return [
+        r
+        for r in rendered.resources
+        if r["type"].startswith("kubernetes:")
+        and r["custom"]
+        and "ClusterAutoscaler" not in r["parent"]
+        and "helm.sh" not in r["type"]
+    ]
 
 
 def test_every_kubernetes_object_uses_the_eks_provider_and_waits_for_the_nodes(eks):
     provider = one_resource(eks, "pulumi:providers:kubernetes")
     waits_for = {r["urn"] for r in resources_of(eks, "eks:index:ManagedNodeGroup")}
-    waits_for.add(one_resource(eks, "eks:index:Addon")["urn"])
+    waits_for.add(one_resource(eks, "eks:index:Addon", "tfserving-metrics-server")["urn"])
+    autoscaler = "tfserving-cluster-autoscaler-chart"
+    waits_for.add(one_resource(eks, "kubernetes:helm.sh/v4:Chart", autoscaler)["urn"])
     objects = _kubernetes_resources(eks)
     assert len(objects) == len(eks.kubernetes_objects) >= 7
     for obj in objects:
@@ -54,10 +62,14 @@ def test_load_balancer_service_is_an_nlb_limited_to_the_allowed_ranges(render_ek
     rendered = render_eks({SERVICE: {"allowedSourceRanges": ranges}})
     service = one(rendered, "Service", "tfserving-server-")
     assert service["spec"]["type"] == "LoadBalancer"
-    assert service["metadata"]["annotations"] == NLB_ANNOTATIONS
-    assert NLB_ANNOTATIONS == {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}
+    # internet-facing (the eks stack says so): no `internal` annotation, the cloud provider's NLB
+    assert service["metadata"]["annotations"] == {
+        "service.beta.kubernetes.io/aws-load-balancer-type": "nlb"
+    }
+    assert "loadBalancerClass" not in service["spec"]
     assert service["spec"]["loadBalancerSourceRanges"] == ranges
-    assert {p["port"] for p in service["spec"]["ports"]} == {8500, 8501}
+    # Not open to the whole internet: both ports on the load balancer.
+    assert [p["port"] for p in service["spec"]["ports"]] == [8501, 8500]
     headless = one(rendered, "Service", "tfserving-grpc-")
     assert "annotations" not in headless["metadata"], "no load balancer for the headless Service"
 
@@ -75,7 +87,8 @@ def test_endpoints_point_at_the_load_balancer(eks):
     assert service["inputs"]["spec"]["type"] == "LoadBalancer"
     assert outputs["predictUrl"] == f"http://{host}:8501/v1/models/half_plus_two:predict"
     assert outputs["restUrl"] == f"http://{host}:8501/v1/models/half_plus_two"
-    assert outputs["grpcExternalAddress"] == f"{host}:8500"
+    # Open to 0.0.0.0/0: REST only, TF Serving's gRPC (model management) stays in the cluster.
+    assert "grpcExternalAddress" not in outputs
     assert outputs["grpcAddress"].startswith("dns:///"), "the in-cluster address stays"
     assert outputs["clusterName"] == "tfserving-eks"
     assert outputs["kubeconfigCommand"] == (
@@ -86,7 +99,9 @@ def test_endpoints_point_at_the_load_balancer(eks):
 
 
 def test_cluster_ip_service_has_no_load_balancer_outputs(render_eks):
-    rendered = render_eks({SERVICE: {"type": "ClusterIP", "allowedSourceRanges": None}})
+    rendered = render_eks(
+        {SERVICE: {"type": "ClusterIP", "allowedSourceRanges": None, "scheme": None}}
+    )
     service = one(rendered, "Service", "tfserving-server-")
     assert service["spec"]["type"] == "ClusterIP"
     assert "annotations" not in service["metadata"]

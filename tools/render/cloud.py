@@ -1,4 +1,4 @@
-"""Outputs a real provider would compute, for the offline render (scripts/render.py).
+"""Outputs a real provider would compute, for the offline render (tools/render).
 
 Under Pulumi's mock runtime a resource's outputs are its inputs plus what is returned here, and a
 remote component (awsx VPC, EKS cluster, node groups) is one opaque resource with no children, so
@@ -15,9 +15,17 @@ import pulumi
 
 ACCOUNT = "123456789012"
 DEFAULT_REGION = "us-east-1"
-# What `aws eks describe-addon-versions --addon-name metrics-server` lists for recent Kubernetes
-# versions; only an example value here, the real program asks EKS for its default.
-METRICS_SERVER_VERSION = "v0.8.1-eksbuild.5"
+# Who runs the mocked update: a CI role's session, as `aws sts get-caller-identity` shows it.
+# Tests change CREATOR_ROLE to check that the creator is left out of the access entries.
+CREATOR_ROLE = f"arn:aws:iam::{ACCOUNT}:role/tfserving-deployer"
+# Example add-on versions of the shape `aws eks describe-addon-versions` lists; mock values only,
+# the real program asks EKS for the newest version of each for the cluster's Kubernetes version.
+ADDON_VERSIONS = {
+    "metrics-server": "v0.8.1-eksbuild.5",
+    "vpc-cni": "v1.20.4-eksbuild.2",
+    "eks-pod-identity-agent": "v1.3.8-eksbuild.2",
+}
+METRICS_SERVER_VERSION = ADDON_VERSIONS["metrics-server"]
 
 # (mock args, stack) -> outputs; args are MockResourceArgs (.inputs) or MockCallArgs (.args).
 CuratedOutputs = Callable[[Any, str], dict[str, Any]]
@@ -154,7 +162,69 @@ def _addon_version(args: Any, stack: str) -> dict[str, Any]:
         "addonName": args.args.get("addonName"),
         "kubernetesVersion": args.args.get("kubernetesVersion"),
         "mostRecent": bool(args.args.get("mostRecent")),
-        "version": METRICS_SERVER_VERSION,
+        "version": ADDON_VERSIONS.get(str(args.args.get("addonName")), "v1.0.0-eksbuild.1"),
+    }
+
+
+def _caller_identity(args: Any, stack: str) -> dict[str, Any]:
+    account, role = CREATOR_ROLE.split(":")[4], CREATOR_ROLE.rsplit("/", 1)[-1]
+    return {
+        "accountId": account,
+        "arn": f"arn:aws:sts::{account}:assumed-role/{role}/pulumi-{stack}",
+        "userId": f"AROA{fake_id(stack, 'caller', length=16).upper()}:pulumi-{stack}",
+        "id": account,
+    }
+
+
+def _session_context(args: Any, stack: str) -> dict[str, Any]:
+    arn = str(args.args.get("arn") or "")
+    if ":assumed-role/" not in arn:  # a user or role ARN comes back as itself
+        return {"arn": arn, "issuerArn": arn, "issuerId": "", "issuerName": "", "sessionName": ""}
+    account = arn.split(":")[4]
+    role, session = arn.split(":assumed-role/", 1)[1].split("/", 1)
+    return {
+        "arn": arn,
+        "issuerArn": f"arn:aws:iam::{account}:role/{role}",
+        "issuerId": f"AROA{fake_id(role, length=16).upper()}",
+        "issuerName": role,
+        "sessionName": session,
+    }
+
+
+# Instance specs as AWS publishes them, by family and size, for the preview-time capacity check
+# (aws:ec2/getInstanceType). Memory per vCPU: m 4 GiB, c 2 GiB, r 8 GiB, t 2 GiB (medium/large).
+_MEMORY_PER_VCPU = {"m": 4, "c": 2, "r": 8, "t": 2}
+_VCPUS = {"medium": 2, "large": 2, "xlarge": 4, "2xlarge": 8, "4xlarge": 16, "8xlarge": 32,
+          "12xlarge": 48, "16xlarge": 64, "24xlarge": 96, "48xlarge": 192}  # fmt: skip
+# (network interfaces, IPv4 addresses each) by size, as for m5 (EKS's eni-max-pods.txt).
+_ENIS = {"medium": (3, 6), "large": (3, 10), "xlarge": (4, 15), "2xlarge": (4, 15),
+         "4xlarge": (8, 30), "8xlarge": (8, 30), "12xlarge": (8, 30), "16xlarge": (15, 50),
+         "24xlarge": (15, 50), "48xlarge": (15, 50)}  # fmt: skip
+# NVIDIA families: (GPUs at xlarge..8xlarge, 12xlarge, 48xlarge), memory per vCPU 4 GiB.
+_GPU_FAMILIES = {"g4dn": "T4", "g5": "A10G", "g6": "L4", "g6e": "L40S"}
+
+
+def _instance_type(args: Any, stack: str) -> dict[str, Any]:
+    name = str(args.args.get("instanceType"))
+    family, size = name.split(".", 1)
+    vcpus = _VCPUS.get(size, 2)
+    enis, ips = _ENIS.get(size, (3, 10))
+    gpus: list[dict[str, Any]] = []
+    if family in _GPU_FAMILIES:
+        count = 8 if size == "48xlarge" else 4 if size == "12xlarge" else 1
+        gpus = [{"count": count, "manufacturer": "NVIDIA", "name": _GPU_FAMILIES[family],
+                 "memorySize": 24576}]  # fmt: skip
+        memory = vcpus * 4 * 1024
+    else:
+        memory = vcpus * _MEMORY_PER_VCPU.get(family[:1], 4) * 1024
+    return {
+        "id": name,
+        "instanceType": name,
+        "defaultVcpus": vcpus,
+        "memorySize": memory,
+        "gpuses": gpus,
+        "maximumNetworkInterfaces": enis,
+        "maximumIpv4AddressesPerInterface": ips,
     }
 
 
@@ -170,4 +240,7 @@ CURATED: dict[str, CuratedOutputs] = {
     "kubernetes:core/v1:Service": _service,
     "aws:ecr/getAuthorizationToken:getAuthorizationToken": _ecr_authorization_token,
     "aws:eks/getAddonVersion:getAddonVersion": _addon_version,
+    "aws:index/getCallerIdentity:getCallerIdentity": _caller_identity,
+    "aws:iam/getSessionContext:getSessionContext": _session_context,
+    "aws:ec2/getInstanceType:getInstanceType": _instance_type,
 }
