@@ -1,4 +1,8 @@
-"""tfserving policy pack: each rule of policy/rules.py as a mandatory ResourceValidationPolicy."""
+"""tfserving policy pack: every rule of policy/rules.py as a mandatory policy.
+
+Resource rules become ResourceValidationPolicies (one resource at a time), stack rules
+StackValidationPolicies (every resource of the stack at once, after the engine has them all).
+"""
 
 from pulumi_policy import (
     EnforcementLevel,
@@ -6,15 +10,17 @@ from pulumi_policy import (
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
 )
 
 # The rules are a module of their own so tests import them without starting the pack. Pulumi
 # runs this file as a script from policy/ (rules.py is then a top-level module); tests and mypy
 # see it as the package `policy`. The pack imports nothing else from the repository.
 try:
-    from policy.rules import RULES, Rule
+    from policy.rules import RULES, STACK_RULES, Rule, StackRule
 except ImportError:
-    from rules import RULES, Rule  # type: ignore[import-not-found, no-redef]
+    from rules import RULES, STACK_RULES, Rule, StackRule  # type: ignore[import-not-found, no-redef]
 
 
 def as_policy(rule: Rule) -> ResourceValidationPolicy:
@@ -30,8 +36,25 @@ def as_policy(rule: Rule) -> ResourceValidationPolicy:
     )
 
 
+def as_stack_policy(rule: StackRule) -> StackValidationPolicy:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        resources = [(r.resource_type, r.props, r.name) for r in args.resources]
+        for message in rule.check(resources):
+            report_violation(message, None)
+
+    return StackValidationPolicy(
+        name=rule.name,
+        description=rule.description,
+        validate=validate,
+        enforcement_level=EnforcementLevel.MANDATORY,
+    )
+
+
 PolicyPack(
     name="tfserving-policies",
     enforcement_level=EnforcementLevel.MANDATORY,
-    policies=[as_policy(rule) for rule in RULES],
+    policies=[
+        *(as_policy(rule) for rule in RULES),
+        *(as_stack_policy(rule) for rule in STACK_RULES),
+    ],
 )

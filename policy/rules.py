@@ -3,11 +3,15 @@
 Each `check_*` returns a list of violation messages (empty = compliant). A message names the rule,
 the resource and what is wrong, e.g.
 `container-resources: kubernetes:apps/v1:Deployment 'web' container 'app': no limits.memory`.
+Resource rules (`RULES`) see one resource at a time; stack rules (`STACK_RULES`) see the whole
+stack as a list of (resource type, props, name), for checks that relate resources to each other.
 
-Props are the resource inputs, camelCase, as Pulumi sends them to a policy pack. The engine hands
-them over as read-only Mapping/Sequence proxies (not dict/list), so only the abstract types are
-used here. During a preview an unknown value raises the engine's UnknownValueError when read; the
-engine turns that into an advisory "can't run during preview" note, so nothing here catches it.
+Props are the resource inputs, camelCase, as Pulumi sends them to a policy pack (stack rules get
+the resources' outputs, which for Kubernetes objects hold the same fields, names filled in). The
+engine hands them over as read-only Mapping/Sequence proxies (not dict/list), so only the abstract
+types are used here. During a preview an unknown value raises the engine's UnknownValueError
+when read; the engine turns that into an advisory "can't run during preview" note, so nothing
+here catches it.
 """
 
 import ipaddress
@@ -37,12 +41,21 @@ HPA_TYPES = {
     "kubernetes:autoscaling/v2beta2:HorizontalPodAutoscaler",
 }
 SERVICE = "kubernetes:core/v1:Service"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+NETWORK_POLICY = "kubernetes:networking.k8s.io/v1:NetworkPolicy"
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 ECR_REPOSITORY = "aws:ecr/repository:Repository"
 EKS_CLUSTER = "eks:index:Cluster"
 EKS_MANAGED_NODE_GROUP = "eks:index:ManagedNodeGroup"
 LAUNCH_TEMPLATE = "aws:ec2/launchTemplate:LaunchTemplate"
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+# TF Serving's gRPC port: it always serves ModelService (HandleReloadConfigRequest unloads or
+# replaces the models), so it must never face the whole internet by accident.
+TFSERVING_GRPC_PORT = 8500
+TFSERVING_GRPC_PORT_NAME = "grpc"
+ALLOW_WORLD_GRPC = "tfserving.dev/allow-world-grpc"
+PSA = "pod-security.kubernetes.io/"
+PSA_LEVELS = ("privileged", "baseline", "restricted")
 
 
 def _get(props: Any, *path: str) -> Any:
@@ -249,6 +262,127 @@ def check_load_balancer_source_ranges(resource_type: str, props: Props, name: st
     return out
 
 
+def _is_port(value: Any, number: int, name: str) -> bool:
+    """A port or targetPort that is `number` (int, whole float, numeric string) or named `name`."""
+    if isinstance(value, bool) or value is None:
+        return False
+    if isinstance(value, int | float):
+        return value == number
+    text = str(value)
+    return text == name or (text.isdigit() and int(text) == number)
+
+
+def _port_label(port: Any) -> str:
+    number = _get(port, "port")
+    if isinstance(number, float) and number.is_integer():
+        number = int(number)
+    name = _get(port, "name")
+    return f"{number} ({name})" if name else str(number)
+
+
+def _whole_internet(cidr: Any) -> bool:
+    """A range that contains every address of its family: 0.0.0.0/0, ::/0 (invalid: no)."""
+    try:
+        return ipaddress.ip_network(str(cidr), strict=False).prefixlen == 0
+    except ValueError:
+        return False  # loadbalancer-source-ranges reports it
+
+
+def check_grpc_not_world_open(resource_type: str, props: Props, name: str) -> list[str]:
+    """A LoadBalancer open to the whole internet exposes no TF Serving gRPC port.
+
+    Open to the whole internet: a `loadBalancerSourceRanges` entry that is a /0 (`0.0.0.0/0`,
+    `::/0`), or no ranges at all (Kubernetes then allows everyone). The gRPC port: port or
+    targetPort 8500, or named `grpc`. The annotation `tfserving.dev/allow-world-grpc: "true"`,
+    which the program sets only when the stack acknowledges it explicitly, allows it.
+    """
+    if resource_type != SERVICE or _get(props, "spec", "type") != "LoadBalancer":
+        return []
+    if _get(props, "metadata", "annotations", ALLOW_WORLD_GRPC) == "true":
+        return []
+    grpc_ports = [
+        p
+        for p in _seq(_get(props, "spec", "ports"))
+        if any(
+            _is_port(_get(p, key), TFSERVING_GRPC_PORT, TFSERVING_GRPC_PORT_NAME)
+            for key in ("port", "targetPort", "name")
+        )
+    ]
+    if not grpc_ports:
+        return []
+    ranges = _seq(_get(props, "spec", "loadBalancerSourceRanges"))
+    if not ranges:
+        how = "has no loadBalancerSourceRanges (Kubernetes then allows everyone)"
+    else:
+        world = [str(c) for c in ranges if _whole_internet(c)]
+        if not world:
+            return []
+        how = f"allows {', '.join(world)} in loadBalancerSourceRanges"
+    ports = ", ".join(_port_label(p) for p in grpc_ports)
+    return [
+        f"tfserving-grpc-not-world-open: {_who(resource_type, name)}: exposes TF Serving's "
+        f"gRPC port {ports} to the whole internet: it {how}. The gRPC port serves "
+        "ModelService (anyone can unload or replace the model): narrow the ranges, expose only "
+        f'the REST port, or acknowledge it (annotation {ALLOW_WORLD_GRPC}: "true")'
+    ]
+
+
+def check_namespace_pod_security(resource_type: str, props: Props, name: str) -> list[str]:
+    """Namespaces enforce Pod Security `restricted`, and warn and audit at a valid level."""
+    if resource_type != NAMESPACE:
+        return []
+    labels = _get(props, "metadata", "labels")
+    labels = labels if isinstance(labels, Mapping) else {}
+    problems = []
+    wanted = {"enforce": ("restricted",), "warn": PSA_LEVELS, "audit": PSA_LEVELS}
+    for mode, allowed in wanted.items():
+        level = labels.get(f"{PSA}{mode}")
+        if level not in allowed:
+            found = f"'{level}'" if level else "missing"
+            problems.append(f"label {PSA}{mode} is {found}, must be {' or '.join(allowed)}")
+    return [
+        f"namespace-pod-security: {_who(resource_type, name)}: {problem}" for problem in problems
+    ]
+
+
+# --- stack rules: over every resource of the stack ------------------------------------------
+
+StackResource = tuple[str, Props, str]  # (resource type, props, name)
+StackCheck = Callable[[Sequence[StackResource]], list[str]]
+
+
+def check_network_policy_per_namespace(resources: Sequence[StackResource]) -> list[str]:
+    """Every Namespace the program creates holds at least one NetworkPolicy.
+
+    A Namespace's name is its `metadata.name`; a NetworkPolicy's namespace its
+    `metadata.namespace` (`default` when left out, as Kubernetes does). Without any policy every
+    pod in the cluster can reach every pod in the namespace, TF Serving's gRPC port included.
+    """
+    covered = {
+        str(_get(props, "metadata", "namespace") or "default")
+        for type_, props, _ in resources
+        if type_ == NETWORK_POLICY
+    }
+    out = []
+    for type_, props, name in resources:
+        if type_ != NAMESPACE:
+            continue
+        who = _who(type_, name)
+        namespace = _get(props, "metadata", "name")
+        if not namespace:
+            out.append(
+                f"network-policy-per-namespace: {who}: no metadata.name, so no NetworkPolicy "
+                "can be matched to it"
+            )
+        elif str(namespace) not in covered:
+            out.append(
+                f"network-policy-per-namespace: {who}: no NetworkPolicy in namespace "
+                f"'{namespace}' (every pod in the cluster can reach its pods; add at least a "
+                "default-deny ingress policy)"
+            )
+    return out
+
+
 # --- AWS ------------------------------------------------------------------------------------
 
 
@@ -345,6 +479,17 @@ RULES: tuple[Rule, ...] = (
         check_load_balancer_source_ranges,
     ),
     Rule(
+        "tfserving-grpc-not-world-open",
+        "A LoadBalancer open to the whole internet (a /0 range, or no ranges) exposes no TF "
+        "Serving gRPC port (8500 or named grpc), unless annotated tfserving.dev/allow-world-grpc.",
+        check_grpc_not_world_open,
+    ),
+    Rule(
+        "namespace-pod-security",
+        "Namespaces carry the Pod Security labels: enforce restricted, warn and audit set.",
+        check_namespace_pod_security,
+    ),
+    Rule(
         "ecr-repository",
         "ECR repositories scan on push and have immutable tags.",
         check_ecr_repository,
@@ -357,6 +502,29 @@ RULES: tuple[Rule, ...] = (
 )
 
 
+@dataclass(frozen=True)
+class StackRule:
+    name: str
+    description: str
+    check: StackCheck
+
+
+STACK_RULES: tuple[StackRule, ...] = (
+    StackRule(
+        "network-policy-per-namespace",
+        "Every Namespace the stack creates holds at least one NetworkPolicy.",
+        check_network_policy_per_namespace,
+    ),
+)
+
+
 def violations(resource_type: str, props: Props, name: str) -> list[str]:
-    """Every rule's violations for one resource."""
+    """Every resource rule's violations for one resource."""
     return [msg for rule in RULES for msg in rule.check(resource_type, props, name)]
+
+
+def stack_violations(resources: Sequence[StackResource]) -> list[str]:
+    """Every rule's violations for a whole stack: each resource, then the stack rules."""
+    return [msg for r in resources for msg in violations(*r)] + [
+        msg for rule in STACK_RULES for msg in rule.check(resources)
+    ]

@@ -35,6 +35,10 @@ def test_there_is_a_stack_to_check() -> None:
     assert any(p.name == "Pulumi.dev.yaml" for p in STACK_FILES)
 
 
+def stack_of(render: Any) -> list[rules.StackResource]:
+    return [(r["type"], r["inputs"], r["name"]) for r in render.resources]
+
+
 def test_every_rendered_resource_passes_every_rule(render: Any) -> None:
     found = {
         f"{r['type']} {r['name']}": rules.violations(r["type"], r["inputs"], r["name"])
@@ -43,12 +47,21 @@ def test_every_rendered_resource_passes_every_rule(render: Any) -> None:
     assert {k: v for k, v in found.items() if v} == {}
 
 
+def test_every_render_passes_every_stack_rule(render: Any) -> None:
+    resources = stack_of(render)
+    assert {rule.name: rule.check(resources) for rule in rules.STACK_RULES} == {
+        rule.name: [] for rule in rules.STACK_RULES
+    }
+    assert rules.stack_violations(resources) == []
+
+
 def test_the_rules_had_something_to_check_in_each_render(render: Any) -> None:
     # A render without the workload would pass vacuously: make sure the checked kinds are there.
     types = {r["type"] for r in render.resources}
     assert rules.DEPLOYMENT in types
     assert types & rules.HPA_TYPES
     assert rules.SERVICE in types
+    assert {rules.NAMESPACE, rules.NETWORK_POLICY} <= types
     if render.stack == "eks":
         assert {rules.ECR_REPOSITORY, rules.EKS_CLUSTER} <= types
 
@@ -256,6 +269,231 @@ def test_services_that_pass() -> None:
         assert rules.check_load_balancer_source_ranges(rules.SERVICE, service(spec), "s") == []
 
 
+# --- tfserving-grpc-not-world-open -----------------------------------------------------------
+
+REST = {"name": "http", "port": 8501, "targetPort": "http"}
+GRPC = {"name": "grpc", "port": 8500, "targetPort": "grpc"}
+ALLOW = {"tfserving.dev/allow-world-grpc": "true"}
+
+
+def load_balancer(
+    ports: list[dict[str, Any]], ranges: list[str] | None, annotations: dict[str, str] | None = None
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {"type": "LoadBalancer", "ports": ports}
+    if ranges is not None:
+        spec["loadBalancerSourceRanges"] = ranges
+    return {"metadata": {"annotations": annotations or {}}, "spec": spec}
+
+
+def grpc_open(props: dict[str, Any]) -> list[str]:
+    return rules.check_grpc_not_world_open(rules.SERVICE, props, "tfserving")
+
+
+def world_grpc_message(ports: str, how: str) -> str:
+    return (
+        "tfserving-grpc-not-world-open: kubernetes:core/v1:Service 'tfserving': exposes TF "
+        f"Serving's gRPC port {ports} to the whole internet: it {how}. The gRPC port serves "
+        "ModelService (anyone can unload or replace the model): narrow the ranges, expose only "
+        'the REST port, or acknowledge it (annotation tfserving.dev/allow-world-grpc: "true")'
+    )
+
+
+@pytest.mark.parametrize(
+    ("ranges", "how"),
+    [
+        (["0.0.0.0/0"], "allows 0.0.0.0/0 in loadBalancerSourceRanges"),
+        (["::/0"], "allows ::/0 in loadBalancerSourceRanges"),
+        (["203.0.113.0/24", "10.1.2.3/0"], "allows 10.1.2.3/0 in loadBalancerSourceRanges"),
+        (["0.0.0.0/0", "::/0"], "allows 0.0.0.0/0, ::/0 in loadBalancerSourceRanges"),
+        (None, "has no loadBalancerSourceRanges (Kubernetes then allows everyone)"),
+        ([], "has no loadBalancerSourceRanges (Kubernetes then allows everyone)"),
+    ],
+)
+def test_world_open_load_balancer_with_grpc(ranges: list[str] | None, how: str) -> None:
+    assert grpc_open(load_balancer([REST, GRPC], ranges)) == [
+        world_grpc_message("8500 (grpc)", how)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("port", "label"),
+    [
+        ({"port": 8500}, "8500"),  # by number, unnamed
+        ({"port": 8500.0}, "8500"),  # numbers arrive as floats over the analyzer protocol
+        ({"name": "grpc", "port": 443, "targetPort": 8500}, "443 (grpc)"),  # by name
+        ({"name": "api", "port": 443, "targetPort": "grpc"}, "443 (api)"),  # by target name
+        ({"name": "api", "port": 443, "targetPort": "8500"}, "443 (api)"),  # by target number
+    ],
+)
+def test_the_grpc_port_is_found_by_number_or_name(port: dict[str, Any], label: str) -> None:
+    found = grpc_open(load_balancer([port], ["0.0.0.0/0"]))
+    assert found == [world_grpc_message(label, "allows 0.0.0.0/0 in loadBalancerSourceRanges")]
+
+
+def test_every_exposed_grpc_port_is_named() -> None:
+    both = load_balancer([GRPC, {"name": "grpc-tls", "port": 443, "targetPort": 8500}], None)
+    assert grpc_open(both) == [
+        world_grpc_message(
+            "8500 (grpc), 443 (grpc-tls)",
+            "has no loadBalancerSourceRanges (Kubernetes then allows everyone)",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    "props",
+    [
+        load_balancer([REST], ["0.0.0.0/0"]),  # REST only may face the internet
+        load_balancer([REST, GRPC], ["203.0.113.0/24", "2001:db8::/32"]),  # narrowed
+        load_balancer([REST, GRPC], ["0.0.0.0/1", "128.0.0.0/1"]),  # halves: not a /0
+        load_balancer([REST, GRPC], ["0.0.0.0/0"], ALLOW),  # acknowledged by the stack
+        load_balancer([REST, GRPC], None, ALLOW),
+        {"spec": {"type": "NodePort", "ports": [GRPC]}},  # not a load balancer
+        {"spec": {"clusterIP": "None", "ports": [GRPC]}},
+    ],
+)
+def test_load_balancers_that_keep_grpc_off_the_internet(props: dict[str, Any]) -> None:
+    assert grpc_open(props) == []
+
+
+@pytest.mark.parametrize("value", ["false", "True", "yes", ""])
+def test_only_the_exact_acknowledgement_counts(value: str) -> None:
+    props = load_balancer([GRPC], ["0.0.0.0/0"], {"tfserving.dev/allow-world-grpc": value})
+    assert len(grpc_open(props)) == 1
+
+
+def test_an_invalid_range_is_left_to_the_source_ranges_rule() -> None:
+    found = messages(rules.SERVICE, load_balancer([GRPC], ["0.0.0.0/33"]))
+    assert [m.split(":", 1)[0] for m in found] == ["loadbalancer-source-ranges"]
+
+
+def test_a_world_open_grpc_load_balancer_fails_only_the_grpc_rule() -> None:
+    found = messages(rules.SERVICE, load_balancer([REST, GRPC], ["0.0.0.0/0"]), "tfserving")
+    assert found == [
+        world_grpc_message("8500 (grpc)", "allows 0.0.0.0/0 in loadBalancerSourceRanges")
+    ]
+
+
+# --- namespace-pod-security -----------------------------------------------------------------
+
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/warn": "restricted",
+    "pod-security.kubernetes.io/audit": "restricted",
+}
+
+
+def namespace(name: str | None = "tfserving", labels: dict[str, str] | None = None) -> Any:
+    metadata: dict[str, Any] = {"labels": RESTRICTED if labels is None else labels}
+    if name is not None:
+        metadata["name"] = name
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
+
+
+def test_a_restricted_namespace_passes() -> None:
+    assert messages(rules.NAMESPACE, namespace()) == []
+    versioned = {**RESTRICTED, "pod-security.kubernetes.io/enforce-version": "v1.34"}
+    baseline_warn = {**RESTRICTED, "pod-security.kubernetes.io/warn": "baseline"}
+    for labels in (versioned, baseline_warn):
+        assert (
+            rules.check_namespace_pod_security(rules.NAMESPACE, namespace(labels=labels), "n") == []
+        )
+
+
+def test_a_namespace_without_pod_security_labels() -> None:
+    who = "namespace-pod-security: kubernetes:core/v1:Namespace 'tfserving-namespace'"
+    assert messages(rules.NAMESPACE, namespace(labels={}), "tfserving-namespace") == [
+        f"{who}: label pod-security.kubernetes.io/enforce is missing, must be restricted",
+        f"{who}: label pod-security.kubernetes.io/warn is missing, must be privileged or "
+        "baseline or restricted",
+        f"{who}: label pod-security.kubernetes.io/audit is missing, must be privileged or "
+        "baseline or restricted",
+    ]
+    no_metadata = {"apiVersion": "v1", "kind": "Namespace"}
+    assert len(messages(rules.NAMESPACE, no_metadata)) == 3
+
+
+@pytest.mark.parametrize(
+    ("label", "value", "why"),
+    [
+        ("enforce", "baseline", "enforce is 'baseline', must be restricted"),
+        ("enforce", "privileged", "enforce is 'privileged', must be restricted"),
+        ("warn", "strict", "warn is 'strict', must be privileged or baseline or restricted"),
+        ("audit", "", "audit is missing, must be privileged or baseline or restricted"),
+    ],
+)
+def test_a_namespace_with_a_weak_or_invalid_level(label: str, value: str, why: str) -> None:
+    labels = {**RESTRICTED, f"pod-security.kubernetes.io/{label}": value}
+    assert messages(rules.NAMESPACE, namespace(labels=labels), "ns") == [
+        f"namespace-pod-security: kubernetes:core/v1:Namespace 'ns': "
+        f"label pod-security.kubernetes.io/{why}"
+    ]
+
+
+# --- network-policy-per-namespace (a stack rule) --------------------------------------------
+
+
+def network_policy(namespace: str | None) -> dict[str, Any]:
+    metadata = {} if namespace is None else {"namespace": namespace}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": metadata,
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
+
+
+def no_policy_message(name: str, namespace: str) -> str:
+    return (
+        f"network-policy-per-namespace: kubernetes:core/v1:Namespace '{name}': no NetworkPolicy "
+        f"in namespace '{namespace}' (every pod in the cluster can reach its pods; add at least "
+        "a default-deny ingress policy)"
+    )
+
+
+def test_every_namespace_needs_a_network_policy_in_it() -> None:
+    check = rules.check_network_policy_per_namespace
+    ns = (rules.NAMESPACE, namespace("tfserving"), "tfserving-namespace")
+    other = (rules.NAMESPACE, namespace("batch"), "batch-namespace")
+    in_ns = (rules.NETWORK_POLICY, network_policy("tfserving"), "default-deny")
+    assert check([ns, in_ns]) == []
+    assert check([in_ns, ns]) == []  # order does not matter
+    assert check([ns]) == [no_policy_message("tfserving-namespace", "tfserving")]
+    assert check([ns, other, in_ns]) == [no_policy_message("batch-namespace", "batch")]
+    elsewhere = (rules.NETWORK_POLICY, network_policy("batch"), "batch-deny")
+    assert check([ns, elsewhere]) == [no_policy_message("tfserving-namespace", "tfserving")]
+
+
+def test_a_network_policy_without_a_namespace_is_in_default() -> None:
+    check = rules.check_network_policy_per_namespace
+    unplaced = (rules.NETWORK_POLICY, network_policy(None), "deny")
+    assert check([(rules.NAMESPACE, namespace("default"), "d"), unplaced]) == []
+    assert check([(rules.NAMESPACE, namespace("tfserving"), "t"), unplaced]) == [
+        no_policy_message("t", "tfserving")
+    ]
+
+
+def test_no_namespace_nothing_to_check_and_a_nameless_namespace_is_reported() -> None:
+    check = rules.check_network_policy_per_namespace
+    assert check([]) == []
+    assert check([(rules.DEPLOYMENT, deployment(), "web")]) == []
+    assert check([(rules.NAMESPACE, namespace(None), "ns")]) == [
+        "network-policy-per-namespace: kubernetes:core/v1:Namespace 'ns': no metadata.name, so "
+        "no NetworkPolicy can be matched to it"
+    ]
+
+
+def test_stack_violations_adds_the_stack_rules_to_each_resource_rule() -> None:
+    ns = (rules.NAMESPACE, namespace("tfserving", labels={}), "tfserving-namespace")
+    found = rules.stack_violations([ns])
+    assert [m.split(":", 1)[0] for m in found] == [
+        "namespace-pod-security",
+        "namespace-pod-security",
+        "namespace-pod-security",
+        "network-policy-per-namespace",
+    ]
+
+
 def test_ecr_repository() -> None:
     good = {"imageScanningConfiguration": {"scanOnPush": True}, "imageTagMutability": "IMMUTABLE"}
     assert messages(rules.ECR_REPOSITORY, good) == []
@@ -353,10 +591,27 @@ def analyze(stub: Any, type_: str, props: dict[str, Any]) -> list[Any]:
     return list(stub.Analyze(request, timeout=10).diagnostics)
 
 
+def analyze_stack(stub: Any, resources: list[tuple[str, dict[str, Any], str]]) -> list[Any]:
+    request = analyzer_pb2.AnalyzeStackRequest()
+    for type_, props, name in resources:
+        struct = struct_pb2.Struct()
+        struct.update(props)
+        request.resources.add(
+            type=type_,
+            properties=struct,
+            urn=f"urn:pulumi:dev::tfserving::{type_}::{name}",
+            name=name,
+        )
+    return list(stub.AnalyzeStack(request, timeout=10).diagnostics)
+
+
 def test_the_pack_declares_every_rule_as_mandatory(analyzer: Any) -> None:
     info = analyzer.GetAnalyzerInfo(empty_pb2.Empty(), timeout=10)
     assert info.name == "tfserving-policies"
-    assert [p.name for p in info.policies] == [r.name for r in rules.RULES]
+    assert [p.name for p in info.policies] == [
+        *(r.name for r in rules.RULES),
+        *(r.name for r in rules.STACK_RULES),
+    ]
     assert {p.enforcementLevel for p in info.policies} == {analyzer_pb2.MANDATORY}
 
 
@@ -377,3 +632,34 @@ def test_unknown_values_during_preview_are_advisory_not_failures(analyzer: Any) 
         ("image-pinned", analyzer_pb2.ADVISORY)
     ]
     assert "during preview" in found[0].message
+
+
+def test_the_pack_runs_the_stack_rules_over_the_whole_stack(analyzer: Any) -> None:
+    ns = (rules.NAMESPACE, namespace("tfserving"), "tfserving-namespace")
+    policy = (rules.NETWORK_POLICY, network_policy("tfserving"), "default-deny")
+    assert analyze_stack(analyzer, [ns, policy]) == []
+    found = analyze_stack(analyzer, [ns])
+    assert [(d.policyName, d.enforcementLevel) for d in found] == [
+        ("network-policy-per-namespace", analyzer_pb2.MANDATORY)
+    ]
+    # The engine shows the policy's description, then the message.
+    (rule,) = rules.STACK_RULES
+    assert found[0].message == f"{rule.description}\n" + no_policy_message(
+        "tfserving-namespace", "tfserving"
+    )
+
+
+def test_a_namespace_unknown_during_preview_is_advisory(analyzer: Any) -> None:
+    unknown = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+    found = analyze_stack(analyzer, [(rules.NAMESPACE, namespace(unknown), "tfserving-namespace")])
+    assert [(d.policyName, d.enforcementLevel) for d in found] == [
+        ("network-policy-per-namespace", analyzer_pb2.ADVISORY)
+    ]
+    assert "during preview" in found[0].message
+
+
+def test_the_pack_reports_a_world_open_grpc_port(analyzer: Any) -> None:
+    found = analyze(analyzer, rules.SERVICE, load_balancer([REST, GRPC], ["0.0.0.0/0"]))
+    assert [(d.policyName, d.enforcementLevel) for d in found] == [
+        ("tfserving-grpc-not-world-open", analyzer_pb2.MANDATORY)
+    ]

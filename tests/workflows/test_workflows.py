@@ -1,5 +1,9 @@
-"""GitHub workflows: valid against the workflow schema (offline) and shaped as documented."""
+"""GitHub workflows: valid against the workflow schema (offline) and shaped as documented.
 
+Also the Dependabot config, and zizmor (the workflow security linter) run for real, offline.
+"""
+
+import os
 import re
 import subprocess
 import sys
@@ -11,21 +15,43 @@ import yaml
 
 from config.paths import PROJECT_ROOT
 
-WORKFLOWS = PROJECT_ROOT / ".github" / "workflows"
+GITHUB = PROJECT_ROOT / ".github"
+WORKFLOWS = GITHUB / "workflows"
+DEPENDABOT = GITHUB / "dependabot.yml"
 FILES = sorted(WORKFLOWS.glob("*.yml"))
 CHECK_JSONSCHEMA = [sys.executable, "-m", "check_jsonschema"]
-# owner/repo@vMAJOR.MINOR.PATCH or @<40 hex>: never a moving @v7, @main or @latest.
-PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@(v\d+\.\d+\.\d+|[0-9a-f]{40})$")
+ZIZMOR = Path(sys.executable).parent / "zizmor"
+# owner/repo[/path]@<40 hex commit> # vMAJOR.MINOR.PATCH: never a tag, @main or @latest, which
+# can be moved to other code; the comment says which release the commit is (Dependabot updates
+# both together).
+USES = re.compile(r"^\s*(?:-\s+)?uses:")
+USES_LINE = re.compile(
+    r"^\s*(?:-\s+)?uses:\s+(?P<action>[\w.-]+/[\w.-]+(?:/[\w./-]+)?)@(?P<ref>\S+)"
+    r"(?:\s+#\s*(?P<comment>.*?))?\s*$"
+)
+SHA = re.compile(r"^[0-9a-f]{40}$")
+VERSION_COMMENT = re.compile(r"^v(?P<major>\d+)\.\d+\.\d+$")
 PULUMI_ACTION = "pulumi/actions@"
 AWS_CREDENTIALS = "aws-actions/configure-aws-credentials@"
+DEV_PASSPHRASE = "tfserving-dev-only"
+# Every job that touches the eks stack with AWS credentials, and the environment it runs in.
+EKS_JOBS = {
+    ("preview.yml", "eks"): "eks-preview",
+    ("deploy.yml", "deploy"): "eks",
+    ("destroy.yml", "destroy"): "eks",
+}
 
 
-def load(name: str) -> dict[str, Any]:
-    data = yaml.safe_load((WORKFLOWS / name).read_text())
+def load_path(path: Path) -> dict[str, Any]:
+    data = yaml.safe_load(path.read_text())
     assert isinstance(data, dict)
     if True in data:  # YAML 1.1 reads the key `on` as a boolean
         data["on"] = data.pop(True)
     return data
+
+
+def load(name: str) -> dict[str, Any]:
+    return load_path(WORKFLOWS / name)
 
 
 def jobs(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -63,7 +89,7 @@ def test_schema_validation_catches_a_broken_workflow(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
-def test_least_privilege_and_pinned(path: Path) -> None:
+def test_least_privilege(path: Path) -> None:
     workflow = load(path.name)
     assert workflow["permissions"] in ({}, {"contents": "read"})
     for name, job in jobs(workflow).items():
@@ -78,12 +104,175 @@ def test_least_privilege_and_pinned(path: Path) -> None:
         comments = [s for s in steps_using(job, PULUMI_ACTION) if s["with"].get("comment-on-pr")]
         assert ("pull-requests" in writes) == bool(comments), f"{path.name}:{name}"
         assert writes <= {"id-token", "pull-requests"}, f"{path.name}:{name}"
-        for step in job.get("steps", []):
-            if "uses" in step:
-                assert PINNED.match(step["uses"]), f"{path.name}:{name}: {step['uses']}"
         for step in assume_role:
             assert "role-to-assume" in step["with"]
             assert "aws-access-key-id" not in step["with"]  # OIDC only, no stored keys
+        for step in job.get("steps", []):
+            if str(step.get("uses", "")).startswith("actions/checkout@"):
+                assert step["with"]["persist-credentials"] is False, f"{path.name}:{name}"
+
+
+# --- pinned actions ---------------------------------------------------------------------------
+
+
+def uses_lines(path: Path) -> list[tuple[int, re.Match[str]]]:
+    found = []
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if USES.match(line):
+            match = USES_LINE.match(line)
+            assert match, f"{path.name}:{number}: unreadable uses: {line.strip()}"
+            found.append((number, match))
+    return found
+
+
+def check_pins(path: Path) -> None:
+    lines = uses_lines(path)
+    for number, match in lines:
+        where = f"{path.name}:{number}"
+        assert SHA.match(match["ref"]), f"{where}: {match['action']}@{match['ref']} is not a SHA"
+        assert VERSION_COMMENT.match(match["comment"] or ""), f"{where}: no # vX.Y.Z comment"
+    # Every step's `uses:` is one of those lines (nothing hides in a flow mapping or a quote).
+    in_yaml = [
+        str(step["uses"])
+        for job in jobs(load_path(path)).values()
+        for step in job.get("steps", [])
+        if "uses" in step
+    ]
+    assert in_yaml == [f"{m['action']}@{m['ref']}" for _, m in lines]
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_every_action_is_pinned_by_commit_with_its_version_in_a_comment(path: Path) -> None:
+    check_pins(path)
+
+
+def test_one_commit_and_one_version_per_action_across_workflows() -> None:
+    pins: dict[str, set[tuple[str, str]]] = {}
+    for path in FILES:
+        for _, match in uses_lines(path):
+            pins.setdefault(match["action"], set()).add((match["ref"], match["comment"]))
+    assert {action: len(refs) for action, refs in pins.items()} == dict.fromkeys(pins, 1)
+    # configure-aws-credentials v6 runs on Node 24; v5's Node 20 is gone from the runners.
+    ((_, aws_version),) = pins["aws-actions/configure-aws-credentials"]
+    version = VERSION_COMMENT.match(aws_version)
+    assert version
+    assert int(version["major"]) >= 6
+
+
+def test_the_pin_check_catches_a_tag_or_a_missing_comment(tmp_path: Path) -> None:
+    text = (WORKFLOWS / "test.yml").read_text()
+    sha, comment = "de0fac2e4500dabe0009e67214ff5f5447ce83dd", " # v6.0.2"
+    assert f"actions/checkout@{sha}{comment}" in text
+    check_pins(WORKFLOWS / "test.yml")
+    for broken in (
+        text.replace(f"{sha}{comment}", "v6.0.2"),  # a tag
+        text.replace(f"{sha}{comment}", f"{sha.upper()}{comment}"),  # not lowercase hex
+        text.replace(sha, sha[:12]),  # a short SHA
+        text.replace(comment, ""),  # no comment
+        text.replace(comment, " # v6"),  # a moving major version
+        text.replace(  # a flow mapping, which the line check must not miss
+            f"- uses: actions/checkout@{sha}{comment}\n        with:\n"
+            "          persist-credentials: false\n",
+            "- {uses: actions/checkout@v6, with: {persist-credentials: false}}\n",
+        ),
+    ):
+        (tmp_path / "test.yml").write_text(broken)
+        with pytest.raises(AssertionError):
+            check_pins(tmp_path / "test.yml")
+
+
+# --- zizmor, the workflow security linter -----------------------------------------------------
+
+
+def zizmor(*inputs: Path, cwd: Path = PROJECT_ROOT) -> subprocess.CompletedProcess[str]:
+    # The same flags as `make zizmor`: offline, the repository's config, bad inputs are errors.
+    cmd = [str(ZIZMOR), "--offline", "--strict-collection", "--config", str(GITHUB / "zizmor.yml")]
+    return subprocess.run(
+        [*cmd, *map(str, inputs)], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def test_zizmor_reports_nothing_on_the_workflows_and_dependabot() -> None:
+    proc = zizmor(GITHUB)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "No findings to report" in proc.stdout
+    for name in ("dependabot.yml", *(f"workflows/{f.name}" for f in FILES)):
+        assert f"completed {GITHUB / name}" in proc.stderr  # every file was audited
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "rule"),
+    [
+        (
+            "actions/checkout@de0fac2e4500dabe0009e67214ff5f5447ce83dd # v6.0.2",
+            "actions/checkout@v6.0.2",
+            "unpinned-uses",
+        ),
+        ("        with:\n          persist-credentials: false\n", "", "artipacked"),
+    ],
+)
+def test_zizmor_catches_a_regression(old: str, new: str, rule: str, tmp_path: Path) -> None:
+    broken = tmp_path / ".github" / "workflows" / "test.yml"
+    broken.parent.mkdir(parents=True)
+    text = (WORKFLOWS / "test.yml").read_text()
+    assert old in text
+    broken.write_text(text.replace(old, new))
+    proc = zizmor(broken, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert f"[{rule}]" in proc.stdout
+
+
+def test_zizmor_audits_dependabot_cooldowns(tmp_path: Path) -> None:
+    config = yaml.safe_load(DEPENDABOT.read_text())
+    for update in config["updates"]:
+        del update["cooldown"]
+    broken = tmp_path / ".github" / "dependabot.yml"
+    broken.parent.mkdir(parents=True)
+    broken.write_text(yaml.safe_dump(config))
+    proc = zizmor(broken, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "[dependabot-cooldown]" in proc.stdout
+
+
+# --- Dependabot -------------------------------------------------------------------------------
+
+
+def requirements_directories() -> set[str]:
+    """Where the repository keeps requirements*.txt files, as Dependabot directories."""
+    found = set()
+    for root, dirs, files in os.walk(PROJECT_ROOT):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in {"venv", "build"}]
+        if any(f.startswith("requirements") and f.endswith(".txt") for f in files):
+            relative = Path(root).relative_to(PROJECT_ROOT).as_posix()
+            found.add("/" if relative == "." else f"/{relative}")
+    return found
+
+
+def test_dependabot_config_is_valid() -> None:
+    cmd = [*CHECK_JSONSCHEMA, "--builtin-schema", "vendor.dependabot", str(DEPENDABOT)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_dependabot_updates_actions_requirements_and_the_gateway_image() -> None:
+    config = yaml.safe_load(DEPENDABOT.read_text())
+    assert config["version"] == 2
+    dirs: dict[str, set[str]] = {}
+    for update in config["updates"]:
+        assert update["cooldown"]["default-days"] >= 7  # new releases wait a week
+        assert update["schedule"]["interval"] in {"daily", "weekly", "monthly"}
+        assert "insecure-external-code-execution" not in update
+        found = update.get("directories") or [update["directory"]]
+        dirs.setdefault(update["package-ecosystem"], set()).update(found)
+    assert dirs["github-actions"] == {"/"}
+    assert dirs["docker"] == {"/gateway"}
+    assert (PROJECT_ROOT / "gateway" / "Dockerfile").is_file()
+    # Every directory with a pinned requirements file, and nothing that has none.
+    assert {"/", "/policy", "/gateway"} <= dirs["pip"]
+    assert dirs["pip"] == requirements_directories()
+
+
+# --- what each workflow does ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
@@ -123,8 +312,46 @@ def test_previews_every_stack_with_an_edited_comment_and_the_policy_pack() -> No
     assert set(stacks) == {"dev", "eks"}
     assert steps_using(stacks["dev"], "medyagh/setup-minikube@")
     assert stacks["dev"]["env"]["PULUMI_BACKEND_URL"].startswith("file://")
+    assert stacks["dev"]["env"]["PULUMI_CONFIG_PASSPHRASE"] == DEV_PASSPHRASE  # throwaway state
+    assert "environment" not in stacks["dev"]  # no secrets, no credentials
     assert "vars.PULUMI_BACKEND_URL" in stacks["eks"]["env"]["PULUMI_BACKEND_URL"]
     assert "secrets.PULUMI_CONFIG_PASSPHRASE" in stacks["eks"]["env"]["PULUMI_CONFIG_PASSPHRASE"]
+
+
+def test_the_eks_preview_uses_only_its_own_role_and_environment() -> None:
+    text = (WORKFLOWS / "preview.yml").read_text()
+    assert "AWS_ROLE_ARN" not in text  # the deploy role, not even as a fallback
+    workflow = jobs(load("preview.yml"))
+    job = workflow["eks"]
+    assert job["environment"] == {"name": "eks-preview"}
+    (assume,) = steps_using(job, AWS_CREDENTIALS)
+    assert assume["with"]["role-to-assume"] == "${{ vars.AWS_PREVIEW_ROLE_ARN }}"
+    (check,) = [s for s in workflow["eks-config"]["steps"] if s.get("id") == "check"]
+    assert check["env"]["ROLE_ARN"] == "${{ vars.AWS_PREVIEW_ROLE_ARN }}"
+
+
+@pytest.mark.parametrize(("where", "environment"), EKS_JOBS.items(), ids=str)
+def test_each_eks_job_runs_in_its_environment(where: tuple[str, str], environment: str) -> None:
+    name, job_id = where
+    job = jobs(load(name))[job_id]
+    assert job["environment"] == {"name": environment}
+    assert pulumi_step(job)["stack-name"] == "eks"
+    assert job["env"]["PULUMI_CONFIG_PASSPHRASE"] == "${{ secrets.PULUMI_CONFIG_PASSPHRASE }}"
+    role = steps_using(job, AWS_CREDENTIALS)[0]["with"]["role-to-assume"]
+    assert role == (
+        "${{ vars.AWS_PREVIEW_ROLE_ARN }}"
+        if environment == "eks-preview"
+        else "${{ vars.AWS_ROLE_ARN }}"
+    )
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.name)
+def test_secrets_and_credentials_only_inside_an_environment(path: Path) -> None:
+    for job_id, job in jobs(load(path.name)).items():
+        uses_secrets = "secrets." in yaml.safe_dump(job)
+        if uses_secrets or steps_using(job, AWS_CREDENTIALS):
+            assert (path.name, job_id) in EKS_JOBS, f"{path.name}:{job_id}"
+            assert "environment" in job, f"{path.name}:{job_id}"
 
 
 def test_eks_jobs_are_skipped_unless_configured() -> None:
@@ -135,15 +362,9 @@ def test_eks_jobs_are_skipped_unless_configured() -> None:
 
 
 def test_one_queue_per_stack_for_everything_touching_eks() -> None:
-    groups = {
-        (name, job_id): jobs(load(name))[job_id]["concurrency"]
-        for name, job_id in (
-            ("preview.yml", "eks"),
-            ("deploy.yml", "deploy"),
-            ("destroy.yml", "destroy"),
-        )
-    }
-    for where, concurrency in groups.items():
+    for name, job_id in EKS_JOBS:
+        concurrency = jobs(load(name))[job_id]["concurrency"]
+        where = (name, job_id)
         assert concurrency["group"] == "pulumi-eks", where
         assert concurrency["cancel-in-progress"] is False, where  # never stop an update midway
         assert concurrency["queue"] == "max", where  # and never drop a queued one
@@ -160,7 +381,7 @@ def test_deploy_on_push_to_main_behind_the_protected_environment() -> None:
         "eks",
         "policy",
     )
-    assert "python -m tools.smoke --stack eks" in job["steps"][-1]["run"]
+    assert job["steps"][-1]["run"] == "venv/bin/python -m tools.smoke --stack eks --timeout 600"
 
 
 def test_destroy_is_manual_and_confirmed() -> None:
@@ -174,16 +395,20 @@ def test_destroy_is_manual_and_confirmed() -> None:
     assert (pulumi_step(job)["command"], pulumi_step(job)["stack-name"]) == ("destroy", "eks")
 
 
-# --- the configuration check, run for real -----------------------------------------------------
+# --- the scripts, run for real ----------------------------------------------------------------
 
 
-def check_script(name: str, job_id: str) -> str:
-    (step,) = [s for s in jobs(load(name))[job_id]["steps"] if s.get("id") == "check"]
+def step_script(name: str, job_id: str, step_id: str) -> str:
+    (step,) = [s for s in jobs(load(name))[job_id]["steps"] if s.get("id") == step_id]
     assert "${{" not in step["run"]  # everything comes in through env, nothing is templated
     return str(step["run"])
 
 
-def run_check(script: str, tmp_path: Path, env: dict[str, str]) -> tuple[int, str, str]:
+def check_script(name: str, job_id: str) -> str:
+    return step_script(name, job_id, "check")
+
+
+def run_script(script: str, tmp_path: Path, env: dict[str, str]) -> tuple[int, str, str]:
     out = tmp_path / "github_output"
     out.write_text("")
     proc = subprocess.run(
@@ -198,11 +423,16 @@ def run_check(script: str, tmp_path: Path, env: dict[str, str]) -> tuple[int, st
     return proc.returncode, proc.stdout, out.read_text()
 
 
+run_check = run_script
+
 CONFIGURED = {
     "BACKEND_URL": "s3://state-bucket/tfserving",
     "ROLE_ARN": "arn:aws:iam::123456789012:role/tfserving-ci",
-    "HAS_PASSPHRASE": "true",
+    "HEAD_REPO": "owner/tfserving",
+    "BASE_REPO": "owner/tfserving",
+    "ACTOR": "octocat",
 }
+ROLE_VARIABLE = {"preview.yml": "AWS_PREVIEW_ROLE_ARN", "deploy.yml": "AWS_ROLE_ARN"}
 
 
 @pytest.mark.parametrize(
@@ -212,14 +442,40 @@ def test_unconfigured_repository_gets_a_notice_and_a_skip(
     name: str, job_id: str, tmp_path: Path
 ) -> None:
     script = check_script(name, job_id)
-    code, stdout, outputs = run_check(script, tmp_path, {"HAS_PASSPHRASE": "false"})
+    code, stdout, outputs = run_check(script, tmp_path, {})
     assert code == 0  # skipping is not failing
     assert stdout.startswith(
         "::notice title=eks skipped::not configured: stack file Pulumi.eks.yaml"
     )
-    for missing in ("PULUMI_BACKEND_URL", "AWS_ROLE_ARN", "PULUMI_CONFIG_PASSPHRASE", "AWS_REGION"):
-        assert missing in stdout
+    for missing in ("PULUMI_BACKEND_URL", ROLE_VARIABLE[name], "AWS_REGION"):
+        assert f"variable {missing}" in stdout
     assert "enabled=false" in outputs.splitlines()
+
+
+def test_the_preview_never_falls_back_to_the_deploy_role(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.eks.yaml").write_text('config:\n  aws:region: "eu-west-1"\n')
+    env = {**CONFIGURED, "ROLE_ARN": ""}  # only AWS_ROLE_ARN would be set: ROLE_ARN is empty
+    code, stdout, outputs = run_check(check_script("preview.yml", "eks-config"), tmp_path, env)
+    assert code == 0
+    assert stdout == (
+        "::notice title=eks skipped::not configured: variable AWS_PREVIEW_ROLE_ARN (the "
+        "read-only preview role). See README, CI/CD.\n"
+    )
+    assert "enabled=false" in outputs.splitlines()
+
+
+@pytest.mark.parametrize(
+    "who", [{"HEAD_REPO": "someone/tfserving"}, {"ACTOR": "dependabot[bot]"}], ids=str
+)
+def test_fork_and_dependabot_pull_requests_skip_the_eks_preview(
+    who: dict[str, str], tmp_path: Path
+) -> None:
+    (tmp_path / "Pulumi.eks.yaml").write_text('config:\n  aws:region: "eu-west-1"\n')
+    script = check_script("preview.yml", "eks-config")
+    code, stdout, outputs = run_check(script, tmp_path, {**CONFIGURED, **who})
+    assert code == 0
+    assert stdout.startswith("::notice title=eks skipped::no credentials for a pull request")
+    assert outputs.splitlines() == ["enabled=false"]
 
 
 @pytest.mark.parametrize(
@@ -245,3 +501,116 @@ def test_destroy_refuses_without_the_typed_stack_name(tmp_path: Path) -> None:
     assert "::error title=not confirmed::" in stdout
     code, _, outputs = run_check(script, tmp_path, {**CONFIGURED, "CONFIRM": "eks", "REGION": "x"})
     assert (code, outputs) == (0, "region=x\n")
+    code, stdout, _ = run_check(script, tmp_path, {"CONFIRM": "eks", "REGION": "x"})
+    assert code == 1
+    assert "missing variable PULUMI_BACKEND_URL, variable AWS_ROLE_ARN" in stdout
+
+
+@pytest.mark.parametrize(("where", "environment"), EKS_JOBS.items(), ids=str)
+def test_the_passphrase_guard_runs_first(where: tuple[str, str], environment: str) -> None:
+    name, job_id = where
+    first = jobs(load(name))[job_id]["steps"][0]
+    assert first["id"] == "passphrase"
+    assert first["env"] == {"ENVIRONMENT": environment}
+
+
+@pytest.mark.parametrize(("where", "environment"), EKS_JOBS.items(), ids=str)
+@pytest.mark.parametrize(
+    ("passphrase", "error"),
+    [
+        ("", "::error title=no passphrase::secret PULUMI_CONFIG_PASSPHRASE is not set in "),
+        (DEV_PASSPHRASE, "::error title=dev passphrase::the eks stack must not use the public "),
+    ],
+)
+def test_an_eks_job_refuses_an_empty_or_the_dev_passphrase(
+    where: tuple[str, str], environment: str, passphrase: str, error: str, tmp_path: Path
+) -> None:
+    script = step_script(*where, "passphrase")
+    env = {"ENVIRONMENT": environment, "PULUMI_CONFIG_PASSPHRASE": passphrase}
+    code, stdout, _ = run_script(script, tmp_path, env)
+    assert code == 1
+    assert stdout.startswith(error)
+    assert f"environment {environment}" in stdout
+    assert DEV_PASSPHRASE not in stdout.replace(error, "")  # never echoes a passphrase
+
+
+@pytest.mark.parametrize(("where", "environment"), EKS_JOBS.items(), ids=str)
+def test_an_eks_job_accepts_a_real_passphrase(
+    where: tuple[str, str], environment: str, tmp_path: Path
+) -> None:
+    script = step_script(*where, "passphrase")
+    env = {"ENVIRONMENT": environment, "PULUMI_CONFIG_PASSPHRASE": "correct horse battery"}
+    assert run_script(script, tmp_path, env) == (0, "", "")
+
+
+# --- the same checks on a laptop: Makefile targets (printed with `make -n`, nothing runs) -------
+
+
+def make_n(*args: str) -> str:
+    proc = subprocess.run(
+        ["make", "-n", "--no-print-directory", *args],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.parametrize("target", ["preview", "up"])
+def test_make_preview_and_up_run_the_policy_pack(target: str) -> None:
+    out = make_n(target, "STACK=dev", "-W", "policy/requirements.txt")
+    assert "policy/venv/bin/pip install --quiet --disable-pip-version-check -r " in out
+    (command,) = [line for line in out.splitlines() if f"pulumi {target} --stack dev" in line]
+    assert command.endswith("--policy-pack policy")
+
+
+def test_make_test_runs_zizmor_offline() -> None:
+    out = make_n("test")
+    (command,) = [line for line in out.splitlines() if "/zizmor " in line]
+    assert command.split()[1:] == [
+        "--offline",
+        "--strict-collection",
+        "--config",
+        ".github/zizmor.yml",
+        ".github",
+    ]
+    assert "zizmor==1.32.0" in (PROJECT_ROOT / "requirements-dev.txt").read_text().splitlines()
+
+
+@pytest.mark.parametrize(
+    ("stack", "skipped"), [("dev", "CKV_K8S_40,CKV_K8S_43,CKV_K8S_15"), ("eks", "CKV_K8S_40")]
+)
+def test_make_scan_runs_checkov_offline_in_its_own_venv(
+    stack: str, skipped: str, tmp_path: Path
+) -> None:
+    out = make_n("scan", f"STACK={stack}", "-W", "tools/scan/requirements.txt")
+    assert "build/checkov-venv/bin/pip install" in out
+    assert "-r tools/scan/requirements.txt" in out
+    assert "checkov==3.3.30" in (PROJECT_ROOT / "tools/scan/requirements.txt").read_text()
+    assert f"--stack {stack} --out build/{stack}" in out  # scans a fresh render
+    # Run the printed shell for real with a stand-in checkov that prints its arguments.
+    script = out[out.index("skip=") :]
+    fake = tmp_path / "build" / "checkov-venv" / "bin" / "checkov"
+    fake.parent.mkdir(parents=True)
+    fake.write_text('#!/bin/sh\necho "$@"\n')
+    fake.chmod(0o755)
+    (tmp_path / f"Pulumi.{stack}.yaml").write_text(
+        (PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text()
+    )
+    proc = subprocess.run(
+        ["sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=30, check=True
+    )
+    assert proc.stdout.split() == [
+        "--file",
+        f"build/{stack}/kubernetes.yaml",
+        "--framework",
+        "kubernetes",
+        "--skip-download",
+        "--quiet",
+        "--compact",
+        "--skip-check",
+        skipped,
+    ]
