@@ -16,6 +16,9 @@ The preview still shows the image as changed whenever the tag (the content hash)
 """
 
 import hashlib
+import posixpath
+import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,29 +86,68 @@ def project_path(path: Path) -> str:
     return str(resolved)
 
 
-# Local byproducts that differ between machines; each context's .dockerignore leaves them out too.
-_IGNORED_DIRS = frozenset({"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"})
+def _dockerignore(context: Path) -> list[tuple[bool, re.Pattern[str]]]:
+    """The context's .dockerignore as (exclude?, regex) in order; Docker's rules: `#` comments,
+    `!` re-includes, `*` and `?` within a path segment, `**` across segments, paths relative
+    to the context root, a matching directory excluding everything below it."""
+    file = context / ".dockerignore"
+    if not file.is_file():
+        return []
+    rules = []
+    for raw in file.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        exclude = not line.startswith("!")
+        pattern = line.removeprefix("!").strip().strip("/")
+        pattern = posixpath.normpath(pattern) if pattern else pattern
+        regex = ""
+        index = 0
+        while index < len(pattern):
+            if pattern.startswith("**", index):
+                regex += ".*"
+                index += 2
+                if pattern.startswith("/", index):  # "**/" also matches nothing
+                    regex += "/?"
+                    index += 1
+                continue
+            char = pattern[index]
+            regex += "[^/]*" if char == "*" else "[^/]" if char == "?" else re.escape(char)
+            index += 1
+        rules.append((exclude, re.compile(f"^{regex}(/.*)?$")))
+    return rules
+
+
+def _ignored(relative: str, rules: list[tuple[bool, re.Pattern[str]]]) -> bool:
+    ignored = False
+    for exclude, regex in rules:  # the last matching rule decides, as in Docker
+        if regex.match(relative):
+            ignored = exclude
+    return ignored
 
 
 def context_files(context: Path) -> list[Path]:
-    """Every file of a build context that the build sees, in a stable order."""
+    """Every file of a build context that the build sees (its .dockerignore applied), in a
+    stable order; the .dockerignore file itself is part of the context."""
+    rules = _dockerignore(context)
     return sorted(
         p
         for p in context.rglob("*")
-        if p.is_file()
-        and p.suffix != ".pyc"
-        and not _IGNORED_DIRS.intersection(p.relative_to(context).parts)
+        if (p.is_file() or p.is_symlink())
+        and not _ignored(p.relative_to(context).as_posix(), rules)
     )
 
 
 def content_tag(dockerfile: str, context: Path) -> str:
-    """A hash of what the build reads: the Dockerfile, the target platform and every context file.
+    """A hash of what the build reads: the Dockerfile, the target platform and every file of
+    the context with its name and mode.
 
-    File names (relative, POSIX) and bytes only: not modification times, permissions or where the
-    context lives, so the tag is the same on every machine and after a fresh clone. It covers
-    the whole context, not only what the Dockerfile copies: docker-build rebuilds when any
-    context file changes, and a rebuild must never try to push different bytes under an existing
-    tag (the ECR repository's tags are immutable).
+    docker-build rebuilds (and pushes) whenever its own hash of the context changes, and that
+    hash covers each file's bytes, relative name and mode (pulumi-docker-build 0.0.22,
+    provider/internal/context.go, hashFile). This tag covers at least the same, so a rebuild
+    never pushes different bytes under a tag that exists (ECR's tags here are immutable): a
+    checkout made with another umask gets a tag of its own. Not covered, as docker-build does
+    not: modification times and where the context lives.
     """
     digest = hashlib.sha256()
     for part in (dockerfile, PLATFORM.value):
@@ -114,9 +156,12 @@ def content_tag(dockerfile: str, context: Path) -> str:
     for file in context_files(context):
         digest.update(file.relative_to(context).as_posix().encode())
         digest.update(b"\0")
-        with file.open("rb") as stream:
-            while chunk := stream.read(_CHUNK):
-                digest.update(chunk)
+        digest.update(stat.filemode(file.lstat().st_mode).encode())
+        digest.update(b"\0")
+        if file.is_file():  # a symlink to a file: its target's bytes, as docker-build reads
+            with file.open("rb") as stream:
+                while chunk := stream.read(_CHUNK):
+                    digest.update(chunk)
         digest.update(b"\0")
     return digest.hexdigest()[:TAG_LENGTH]
 

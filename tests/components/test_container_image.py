@@ -35,15 +35,59 @@ def _container_image(rendered):
     return container
 
 
-def test_tag_depends_on_content_not_on_location_or_timestamps(model_copy):
+def test_tag_depends_on_content_and_modes_not_on_location_or_timestamps(model_copy):
     original = content_tag(DOCKERFILE, MODEL_DIR)
     assert original == content_tag(DOCKERFILE, model_copy), "same bytes elsewhere, same tag"
     weights = model_copy / "1" / "variables" / "variables.data-00000-of-00001"
     os.utime(weights, (1, 1))
+    assert content_tag(DOCKERFILE, model_copy) == original, "mtime is not content"
+    # docker-build's own context hash covers modes: so must the tag, or a rebuild from a
+    # checkout with another umask would push new bytes under an existing immutable tag.
     weights.chmod(0o600)
-    assert content_tag(DOCKERFILE, model_copy) == original, "mtime and mode are not content"
+    with_mode = content_tag(DOCKERFILE, model_copy)
+    assert with_mode != original
     _flip_a_byte(weights)
-    assert content_tag(DOCKERFILE, model_copy) != original
+    assert content_tag(DOCKERFILE, model_copy) not in (original, with_mode)
+
+
+def _checkout(source: Path, target: Path, umask: int) -> Path:
+    """A copy of `source` whose files got their modes from `umask`, like a git checkout."""
+    old = os.umask(umask)
+    try:
+        for path in sorted(source.rglob("*")):
+            relative = target / path.relative_to(source)
+            if path.is_dir():
+                relative.mkdir(parents=True)
+            else:
+                relative.write_bytes(path.read_bytes())
+    finally:
+        os.umask(old)
+    return target
+
+
+def test_checkouts_with_different_umasks_get_different_tags(tmp_path):
+    team = _checkout(MODEL_DIR, tmp_path / "a", 0o022)
+    private = _checkout(MODEL_DIR, tmp_path / "b", 0o077)
+    again = _checkout(MODEL_DIR, tmp_path / "c", 0o022)
+    assert content_tag(DOCKERFILE, team) == content_tag(DOCKERFILE, again)
+    assert content_tag(DOCKERFILE, team) != content_tag(DOCKERFILE, private)
+
+
+def test_dockerignored_files_do_not_change_the_tag_others_do(tmp_path):
+    context = tmp_path / "app"
+    (context / "pkg").mkdir(parents=True)
+    (context / "pkg" / "app.py").write_text("print(1)\n")
+    (context / ".dockerignore").write_text("# byproducts\n**/__pycache__/\n*.log\n!keep.log\n")
+    before = content_tag(DOCKERFILE, context)
+    (context / "pkg" / "__pycache__").mkdir()
+    (context / "pkg" / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"x")
+    (context / "debug.log").write_text("noise")
+    assert content_tag(DOCKERFILE, context) == before, "what the build ignores"
+    (context / "keep.log").write_text("kept")
+    kept = content_tag(DOCKERFILE, context)
+    assert kept != before, "re-included by !keep.log: docker-build sees it"
+    (context / "pkg" / "debug.log").write_text("below the root: not matched by *.log")
+    assert content_tag(DOCKERFILE, context) != kept
 
 
 def test_tag_changes_with_the_dockerfile_a_new_file_or_a_rename(model_copy):
@@ -147,11 +191,18 @@ def test_minikube_loads_the_image_locally_and_runs_the_plain_tag(render_dev):
     assert not [r for r in rendered.resources if r["type"].startswith("aws:")]
 
 
-def test_local_byproducts_do_not_change_the_tag(tmp_path):
+def test_gateway_byproducts_are_dockerignored_so_the_tag_is_stable(tmp_path):
+    # The gateway's .dockerignore leaves out what tests and linters leave behind: neither the
+    # build (docker-build's hash) nor the tag sees it.
+    (tmp_path / ".dockerignore").write_bytes(
+        (PROJECT_ROOT / "gateway" / ".dockerignore").read_bytes()
+    )
+    (tmp_path / "proto").mkdir()
     (tmp_path / "app.py").write_text("print('hi')\n")
     before = content_tag("FROM scratch\n", tmp_path)
-    (tmp_path / "__pycache__").mkdir()
-    (tmp_path / "__pycache__" / "app.cpython-311.pyc").write_bytes(b"\x00\x01")
+    for cache in ("__pycache__", "proto/__pycache__", ".mypy_cache", ".pytest_cache"):
+        (tmp_path / cache).mkdir()
+        (tmp_path / cache / "entry").write_bytes(b"\x00\x01")
     assert content_tag("FROM scratch\n", tmp_path) == before
     (tmp_path / "app.py").write_text("print('bye')\n")
     assert content_tag("FROM scratch\n", tmp_path) != before
