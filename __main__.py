@@ -11,7 +11,7 @@ from components import model_server as model_tier
 from components.container_image import ImageBuild
 from components.gateway import Gateway, GatewayArgs
 from components.kube import LoadBalancer
-from components.model_image import model_build
+from components.model_image import image_models, model_build
 from components.model_server import ModelServer, ModelServerArgs
 from config.model import ModelSource
 from config.paths import PROJECT_ROOT
@@ -31,10 +31,10 @@ def load_balancer(service: ServiceSettings, ports: list[str]) -> LoadBalancer | 
     return platform.load_balancer(service, ports if service.tls else [])
 
 
-# Images: the model baked into TF Serving's image (source `image`) and the gateway's own.
+# Images: the models baked into TF Serving's image (source `image`) and the gateway's own.
 model_image = (
-    platform.build_image("tfserving-model", model_build(settings.model, settings.server))
-    if settings.model.source is ModelSource.IMAGE
+    platform.build_image("tfserving-model", model_build(settings.models, settings.server))
+    if image_models(settings.models)
     else None
 )
 gateway_image: pulumi.Input[str] | None = settings.gateway.image
@@ -47,11 +47,13 @@ if settings.gateway.enabled and gateway_image is None:
     )
     gateway_image, gateway_version = built.ref, built.tag
 
+# Cloud access the models need (S3 on eks), granted before the pods that use it start.
+model_access = platform.grant_model_access(settings.models) if platform.grant_model_access else []
 server = ModelServer(
     "tfserving",
     ModelServerArgs(
         namespace=settings.namespace,
-        model=settings.model,
+        models=settings.models,
         server=settings.server,
         service=settings.service,
         autoscaling=settings.autoscaling,
@@ -60,7 +62,10 @@ server = ModelServer(
             settings.service, ["http", "grpc"] if settings.service.grpc_on_service else ["http"]
         ),
         grpc_clients=[gateway_tier.pod_selector("tfserving")] if settings.gateway.enabled else [],
-        depends_on=platform.depends_on,
+        service_account=any(m.source is ModelSource.S3 for m in settings.models),
+        region=platform.region,
+        request_seconds=settings.gateway.model_deadline_seconds,
+        depends_on=[*platform.depends_on, *model_access],
     ),
     opts=on_cluster,
 )
@@ -88,7 +93,7 @@ if settings.gateway.enabled and gateway_image is not None:
         GatewayArgs(
             namespace=server.namespace,
             settings=settings.gateway,
-            model_name=settings.model.name,
+            model_name=settings.gateway.model_name or settings.model.name,
             tf_serving_target=server.grpc_address,
             image=gateway_image,
             version=gateway_version,

@@ -19,8 +19,8 @@ import hashlib
 import posixpath
 import re
 import stat
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
@@ -49,12 +49,15 @@ class ImageBuild:
     context: Path
     dockerfile_inline: str | None = None
     dockerfile_path: Path | None = None
+    # More contexts the Dockerfile reads with `COPY --from=<key>` (e.g. more model folders).
+    named_contexts: Mapping[str, Path] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if (self.dockerfile_inline is None) == (self.dockerfile_path is None):
             raise ValueError("give exactly one of dockerfile_inline and dockerfile_path")
-        if not self.context.is_dir():
-            raise ValueError(f"build context {self.context} is not a directory")
+        for path in (self.context, *self.named_contexts.values()):
+            if not path.is_dir():
+                raise ValueError(f"build context {path} is not a directory")
 
     @property
     def dockerfile_text(self) -> str:
@@ -138,7 +141,9 @@ def context_files(context: Path) -> list[Path]:
     )
 
 
-def content_tag(dockerfile: str, context: Path) -> str:
+def content_tag(
+    dockerfile: str, context: Path, named_contexts: Mapping[str, Path] | None = None
+) -> str:
     """A hash of what the build reads: the Dockerfile, the target platform and every file of
     the context with its name and mode.
 
@@ -153,8 +158,10 @@ def content_tag(dockerfile: str, context: Path) -> str:
     for part in (dockerfile, PLATFORM.value):
         digest.update(part.encode())
         digest.update(b"\0")
-    for file in context_files(context):
-        digest.update(file.relative_to(context).as_posix().encode())
+    roots = [("", context), *sorted((named_contexts or {}).items())]
+    files = [(key, root, file) for key, root in roots for file in context_files(root)]
+    for key, root, file in files:
+        digest.update(f"{key}:{file.relative_to(root).as_posix()}".encode())
         digest.update(b"\0")
         digest.update(stat.filemode(file.lstat().st_mode).encode())
         digest.update(b"\0")
@@ -180,12 +187,19 @@ class ContainerImage(pulumi.ComponentResource):
     ) -> None:
         super().__init__("tfserving:index:ContainerImage", name, None, opts)
         build = args.build
-        self.tag = content_tag(build.dockerfile_text, build.context)
+        self.tag = content_tag(build.dockerfile_text, build.context, build.named_contexts)
         tagged = pulumi.Output.concat(args.repository, ":", self.tag)
         pushed = args.registry is not None
         self.image = docker_build.Image(
             name,
-            context=docker_build.BuildContextArgs(location=project_path(build.context)),
+            context=docker_build.BuildContextArgs(
+                location=project_path(build.context),
+                named={
+                    key: docker_build.ContextArgs(location=project_path(path))
+                    for key, path in sorted(build.named_contexts.items())
+                }
+                or None,
+            ),
             dockerfile=docker_build.DockerfileArgs(
                 inline=build.dockerfile_inline,
                 location=project_path(build.dockerfile_path) if build.dockerfile_path else None,

@@ -274,7 +274,12 @@ class EksCluster(pulumi.ComponentResource):
             ),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        waits: list[pulumi.Resource] = [*self.node_groups, self.metrics_server, autoscaler]
+        waits: list[pulumi.Resource] = [
+            *self.node_groups,
+            self.metrics_server,
+            pod_identity,
+            autoscaler,
+        ]
         if settings.gpu_groups:
             waits.append(eks_nodes.device_plugin(name, self.provider, self, list(self.node_groups)))
         return waits

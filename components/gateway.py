@@ -81,13 +81,14 @@ class Gateway(pulumi.ComponentResource):
         env = k8s.core.v1.ConfigMap(
             f"{name}-gateway-env", metadata=metadata(), data=gateway_env(args), opts=child
         )
+        drain = gateway_drain(args)
         deployment = k8s.apps.v1.Deployment(
             f"{name}-gateway",
             metadata=metadata(),
             spec=kube.deployment_spec(
                 selector=selector,
                 labels=labels,
-                containers=[_container(args, env)],
+                containers=[_container(args, env, drain)],
                 volumes=[
                     k8s.core.v1.VolumeArgs(
                         name="tmp",
@@ -96,6 +97,7 @@ class Gateway(pulumi.ComponentResource):
                 ],
                 metrics_port=GATEWAY_CONTAINER_PORT,
                 metrics_path=contract.METRICS_PATH,
+                termination_grace_seconds=drain.grace_seconds,
             ),
             opts=child,
         )
@@ -178,7 +180,18 @@ def egress_rules(
     return rules
 
 
-def _container(args: GatewayArgs, env: k8s.core.v1.ConfigMap) -> k8s.core.v1.ContainerArgs:
+def gateway_drain(args: GatewayArgs) -> kube.Drain:
+    """A pause while the pod leaves the endpoints and the load balancer; then, on SIGTERM, the
+    gateway stops accepting and finishes what it holds: a download and a model call at most."""
+    settings = args.settings
+    balancer = args.load_balancer if settings.service.load_balancer else None
+    longest = settings.download_timeout_seconds + settings.model_deadline_seconds
+    return kube.drain(0, balancer, after_signal_seconds=longest)
+
+
+def _container(
+    args: GatewayArgs, env: k8s.core.v1.ConfigMap, drain: kube.Drain
+) -> k8s.core.v1.ContainerArgs:
     return k8s.core.v1.ContainerArgs(
         name="gateway",
         image=args.image,
@@ -193,6 +206,7 @@ def _container(args: GatewayArgs, env: k8s.core.v1.ConfigMap) -> k8s.core.v1.Con
         # Ready only while TF Serving reports the model AVAILABLE: no traffic to a blind gateway.
         readiness_probe=kube.http_probe(contract.READY_PATH, period=5, failures=2),
         liveness_probe=kube.http_probe(contract.HEALTH_PATH, period=10, failures=3),
+        lifecycle=drain.lifecycle,
         security_context=kube.container_security_context(),
         volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")],
     )

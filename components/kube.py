@@ -4,6 +4,7 @@ Both tiers run as the same kind of hardened, autoscaled Deployment; keeping the 
 security contexts and the HPA shape in one place keeps them from drifting apart.
 """
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -170,6 +171,41 @@ class LoadBalancer:
     load_balancer_class: str | None = None
     # Who may reach it when the stack lists no source ranges (an internal one: the VPC).
     default_source_ranges: tuple[str, ...] = ()
+    # How long it takes a removed pod to stop getting new connections from it (pod-IP targets
+    # deregister from the load balancer; node-port targets stay, kube-proxy re-routes).
+    deregistration_seconds: int = 0
+
+
+# kube-proxy and the endpoint controllers take a few seconds to drop a terminating pod.
+ENDPOINT_PROPAGATION_SECONDS = 10
+EXIT_SECONDS = 10  # after the pause and the last request: time to exit before SIGKILL
+
+
+@dataclass(frozen=True)
+class Drain:
+    """A pod's way out without dropping requests: a pause before SIGTERM, then a grace period."""
+
+    pause_seconds: int
+    grace_seconds: int
+
+    @property
+    def lifecycle(self) -> k8s.core.v1.LifecycleArgs:
+        # An exec sleep (both images have /bin/sleep): the sleep action is newer than 1.30.
+        return k8s.core.v1.LifecycleArgs(
+            pre_stop=k8s.core.v1.LifecycleHandlerArgs(
+                exec_=k8s.core.v1.ExecActionArgs(command=["sleep", str(self.pause_seconds)])
+            )
+        )
+
+
+def drain(
+    request_seconds: float, load_balancer: LoadBalancer | None, after_signal_seconds: float = 0
+) -> Drain:
+    """Pause while the pod leaves the endpoints and load balancer and in-flight requests end;
+    the grace period adds what the process itself needs after SIGTERM."""
+    deregistration = load_balancer.deregistration_seconds if load_balancer else 0
+    pause = ENDPOINT_PROPAGATION_SECONDS + deregistration + math.ceil(request_seconds)
+    return Drain(pause, pause + math.ceil(after_signal_seconds) + EXIT_SECONDS)
 
 
 def exposed_service(
@@ -220,6 +256,10 @@ def deployment_spec(
     metrics_path: str,
     node_selector: Mapping[str, str] | None = None,
     tolerations: list[k8s.core.v1.TolerationArgs] | None = None,
+    init_containers: list[k8s.core.v1.ContainerArgs] | None = None,
+    annotations: Mapping[str, str] | None = None,
+    service_account: str | None = None,
+    termination_grace_seconds: int | None = None,
 ) -> k8s.apps.v1.DeploymentSpecArgs:
     """A hardened, Prometheus-annotated Deployment spec that never goes below its replica count."""
     return k8s.apps.v1.DeploymentSpecArgs(
@@ -234,13 +274,17 @@ def deployment_spec(
                     "prometheus.io/scrape": "true",
                     "prometheus.io/port": str(metrics_port),
                     "prometheus.io/path": metrics_path,
+                    **(annotations or {}),
                 },
             ),
             spec=k8s.core.v1.PodSpecArgs(
                 automount_service_account_token=False,
                 security_context=pod_security_context(),
+                service_account_name=service_account,
+                init_containers=init_containers,
                 containers=containers,
                 volumes=volumes,
+                termination_grace_period_seconds=termination_grace_seconds,
                 node_selector=dict(node_selector) if node_selector else None,
                 tolerations=tolerations,
             ),

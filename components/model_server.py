@@ -1,24 +1,23 @@
 """TensorFlow Serving on Kubernetes: namespace, config, model files, Deployment, Services, HPA."""
 
-import base64
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components import kube
+from components import kube, model_sources
 from components import network_policies as netpol
-from config.model import ModelSettings, ModelSource
+from components import tfserving_config as tfs
+from config.model import ModelSettings
 from config.service import ModelServiceSettings, ServiceType
 from config.workload import AutoscalingSettings, ServerSettings
 from outputs import GRPC_PORT, REST_PORT, model_path
 
 COMPONENT = "model-server"
-MODELS_ROOT = "/models"  # the image's default MODEL_BASE_PATH
-CONFIG_DIR = "/etc/tfserving"
-METRICS_PATH = "/monitoring/prometheus/metrics"
-MONITORING_CONFIG = f'prometheus_config {{ enable: true, path: "{METRICS_PATH}" }}\n'
+# Re-exported for the model image and tests.
+MODELS_ROOT = tfs.MODELS_ROOT
+server_args = tfs.server_args
 GPU_RESOURCE = "nvidia.com/gpu"
 GPU_NODE_LABEL = "nvidia.com/gpu.present"  # on GPU node groups and the Auto Mode GPU NodePool
 # Pod Security Admission: every pod of ours already meets `restricted`; the namespace enforces it.
@@ -28,15 +27,16 @@ POD_SECURITY = {
 # What the policy pack (tfserving-grpc-not-world-open) reads as the stack's acknowledgement that a
 # world-open load balancer carries TF Serving's gRPC port (service.exposeGrpcToInternet).
 WORLD_GRPC_ANNOTATION = "tfserving.dev/allow-world-grpc"
-# Server-side connection ageing makes round-robin clients re-resolve DNS and find new replicas.
-GRPC_MAX_CONNECTION_AGE_MS = 30_000
-GRPC_MAX_CONNECTION_AGE_GRACE_MS = 10_000
+# The model config keeps its name, so a label or version-policy change is an in-place update
+# that TF Serving reads on its next poll, not a new ConfigMap and a rollout.
+MODEL_CONFIG_NAME = "tfserving-model-config"
+SERVICE_ACCOUNT_NAME = "tfserving-model-server"
 
 
 @dataclass(frozen=True)
 class ModelServerArgs:
     namespace: str
-    model: ModelSettings
+    models: Sequence[ModelSettings]
     server: ServerSettings
     service: ModelServiceSettings
     autoscaling: AutoscalingSettings
@@ -46,35 +46,13 @@ class ModelServerArgs:
     load_balancer: kube.LoadBalancer | None = None
     # Pods (by their labels) that call TF Serving over gRPC: the gateway.
     grpc_clients: Sequence[Mapping[str, str]] = ()
+    # Its own ServiceAccount (fixed name) when a model needs AWS access (Pod Identity, s3).
+    service_account: bool = False
+    region: str | None = None
+    # The longest a request may take (the gateway's model deadline): what a rollout waits for.
+    request_seconds: float = 5
     # Every object waits for these (e.g. EKS node groups), so destroy removes objects first.
     depends_on: Sequence[pulumi.Resource] = ()
-
-
-def server_args(model: ModelSettings, server: ServerSettings) -> list[str]:
-    """Flags appended to the image's entrypoint (which already sets ports, name and base path)."""
-    # TF Serving sizes its pools from the node's cores, not the pod's limit: pin them to the limit.
-    cores = server.resources.cpu_threads
-    flags = [
-        f"--tensorflow_intra_op_parallelism={cores}",
-        f"--tensorflow_inter_op_parallelism={cores}",
-        f"--rest_api_num_threads={4 * cores}",
-        f"--grpc_max_threads={4 * cores}",
-        "--grpc_channel_arguments="
-        f"grpc.max_connection_age_ms={GRPC_MAX_CONNECTION_AGE_MS},"
-        f"grpc.max_connection_age_grace_ms={GRPC_MAX_CONNECTION_AGE_GRACE_MS}",
-        f"--monitoring_config_file={CONFIG_DIR}/monitoring.config",
-    ]
-    if model.source is not ModelSource.GCS:
-        # Files in a ConfigMap or image never change under a running pod: load once, stop polling.
-        flags.append("--file_system_poll_wait_seconds=0")
-    return flags
-
-
-def model_base_path(model: ModelSettings) -> str:
-    if model.source is ModelSource.GCS:
-        assert model.uri is not None
-        return model.uri.rsplit("/", 1)[0]
-    return MODELS_ROOT
 
 
 def pod_selector(name: str) -> dict[str, str]:
@@ -83,7 +61,7 @@ def pod_selector(name: str) -> dict[str, str]:
 
 
 class ModelServer(pulumi.ComponentResource):
-    """TF Serving for one model, exposed on gRPC 8500 and REST 8501, autoscaled on CPU."""
+    """TF Serving for its models, exposed on gRPC 8500 and REST 8501, autoscaled on CPU."""
 
     namespace: pulumi.Output[str]
     service_name: pulumi.Output[str]
@@ -99,8 +77,7 @@ class ModelServer(pulumi.ComponentResource):
         super().__init__("tfserving:index:ModelServer", name, None, opts)
         self._args = args
         self._child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
-        version = args.server.tag
-        self._labels = kube.labels(name, COMPONENT, version)
+        self._labels = kube.labels(name, COMPONENT, args.server.tag)
         self._selector = pod_selector(name)
 
         ns = k8s.core.v1.Namespace(
@@ -111,20 +88,43 @@ class ModelServer(pulumi.ComponentResource):
             opts=self._child,
         )
         self.namespace = kube.name_of(ns)
+        first = args.models[0]
         env = self._configmap(
             f"{name}-env",
-            data={"MODEL_NAME": args.model.name, "MODEL_BASE_PATH": model_base_path(args.model)},
+            # What the image's entrypoint reads; a model config file, when used, wins over it.
+            data={
+                "MODEL_NAME": first.name,
+                "MODEL_BASE_PATH": tfs.base_path(first).rsplit("/", 1)[0],
+            },
         )
-        monitoring = self._configmap(
-            f"{name}-monitoring",
-            data={"monitoring.config": MONITORING_CONFIG},
+        server_config = {"monitoring.config": tfs.monitoring_config()}
+        if args.server.batching is not None and args.server.batching.enabled:
+            server_config["batching.config"] = tfs.batching_parameters(
+                args.server.batching, args.server
+            )
+        monitoring = self._configmap(f"{name}-monitoring", data=server_config)
+        if tfs.uses_model_config(args.models):
+            k8s.core.v1.ConfigMap(
+                f"{name}-model-config",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=MODEL_CONFIG_NAME, namespace=self.namespace, labels=self._labels
+                ),
+                data={tfs.MODEL_CONFIG_FILE: tfs.model_config(args.models)},
+                opts=self._child,
+            )
+        if args.service_account:
+            k8s.core.v1.ServiceAccount(
+                f"{name}-server",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=SERVICE_ACCOUNT_NAME, namespace=self.namespace, labels=self._labels
+                ),
+                automount_service_account_token=False,
+                opts=self._child,
+            )
+        models = model_sources.pod_models(
+            name, args.models, self._metadata(), self._child, region=args.region
         )
-        model_files = (
-            self._model_files_configmap(f"{name}-model")
-            if args.model.source is ModelSource.CONFIGMAP
-            else None
-        )
-        deployment = self._deployment(name, env, monitoring, model_files)
+        deployment = self._deployment(name, env, monitoring, models)
         netpol.default_deny_ingress(f"{name}-default-deny", self._metadata(), self._child)
         self._network_policy(f"{name}-server")
         self.service = self._service(f"{name}-server")
@@ -169,27 +169,27 @@ class ModelServer(pulumi.ComponentResource):
             name, metadata=self._metadata(), data=dict(data), opts=self._child
         )
 
-    def _model_files_configmap(self, name: str) -> k8s.core.v1.ConfigMap:
-        binary = {
-            f.configmap_key: base64.b64encode(f.source.read_bytes()).decode("ascii")
-            for f in self._args.model.folder.files
-        }
-        return k8s.core.v1.ConfigMap(
-            name, metadata=self._metadata(), binary_data=binary, opts=self._child
-        )
+    def _drain(self) -> kube.Drain:
+        """TF Serving does not drain on SIGTERM (tensorflow/serving#1853): a pause first, while
+        the pod leaves the endpoints (and the load balancer's targets), lets in-flight calls
+        finish and new ones go elsewhere."""
+        args = self._args
+        balancer = args.load_balancer if args.service.load_balancer else None
+        return kube.drain(args.request_seconds, balancer)
 
     def _deployment(
         self,
         name: str,
         env: k8s.core.v1.ConfigMap,
         monitoring: k8s.core.v1.ConfigMap,
-        model_files: k8s.core.v1.ConfigMap | None,
+        models: model_sources.PodModels,
     ) -> k8s.apps.v1.Deployment:
         args = self._args
-        status_path = model_path(args.model.name)
+        status_path = model_path(args.models[0].name)
         mounts = [
-            k8s.core.v1.VolumeMountArgs(name="config", mount_path=CONFIG_DIR, read_only=True),
+            k8s.core.v1.VolumeMountArgs(name="config", mount_path=tfs.CONFIG_DIR, read_only=True),
             k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp"),
+            *models.mounts,
         ]
         volumes = [
             k8s.core.v1.VolumeArgs(
@@ -199,19 +199,27 @@ class ModelServer(pulumi.ComponentResource):
             k8s.core.v1.VolumeArgs(
                 name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi")
             ),
+            *models.volumes,
         ]
-        if model_files is not None:
+        if tfs.uses_model_config(args.models):
+            # A directory mount (no subPath), so the kubelet refreshes the file in place.
             mounts.append(
                 k8s.core.v1.VolumeMountArgs(
-                    name="model", mount_path=f"{MODELS_ROOT}/{args.model.name}", read_only=True
+                    name="model-config", mount_path=tfs.MODEL_CONFIG_DIR, read_only=True
                 )
             )
-            volumes.append(self._model_volume(model_files))
-
+            volumes.append(
+                k8s.core.v1.VolumeArgs(
+                    name="model-config",
+                    config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=MODEL_CONFIG_NAME),
+                )
+            )
+        drain = self._drain()
+        gpus = args.server.gpu
         container = k8s.core.v1.ContainerArgs(
             name="tfserving",
             image=args.image if args.image is not None else args.server.image,
-            args=server_args(args.model, args.server),
+            args=tfs.server_args(args.models, args.server),
             env_from=[
                 k8s.core.v1.EnvFromSourceArgs(
                     config_map_ref=k8s.core.v1.ConfigMapEnvSourceArgs(name=kube.name_of(env))
@@ -222,8 +230,7 @@ class ModelServer(pulumi.ComponentResource):
                 k8s.core.v1.ContainerPortArgs(name="http", container_port=REST_PORT),
             ],
             resources=kube.resource_requirements(
-                args.server.resources,
-                {GPU_RESOURCE: args.server.gpu} if args.server.gpu else None,
+                args.server.resources, {GPU_RESOURCE: gpus} if gpus else None
             ),
             # The server opens its ports only once the model is loaded: allow 5 minutes for that.
             startup_probe=kube.http_probe(status_path, period=5, failures=60),
@@ -234,6 +241,7 @@ class ModelServer(pulumi.ComponentResource):
                 timeout_seconds=5,
                 failure_threshold=3,
             ),
+            lifecycle=drain.lifecycle,
             security_context=kube.container_security_context(),
             volume_mounts=mounts,
         )
@@ -244,19 +252,23 @@ class ModelServer(pulumi.ComponentResource):
                 selector=self._selector,
                 labels=self._labels,
                 containers=[container],
+                init_containers=models.init_containers or None,
                 volumes=volumes,
                 metrics_port=REST_PORT,
-                metrics_path=METRICS_PATH,
+                metrics_path=tfs.METRICS_PATH,
+                annotations=models.annotations,
+                service_account=SERVICE_ACCOUNT_NAME if args.service_account else None,
+                termination_grace_seconds=drain.grace_seconds,
                 # GPU pods run on GPU nodes only: their label, and the taint that keeps the rest
                 # (the gateway, system pods) off them.
-                node_selector={GPU_NODE_LABEL: "true"} if args.server.gpu else None,
+                node_selector={GPU_NODE_LABEL: "true"} if gpus else None,
                 tolerations=(
                     [
                         k8s.core.v1.TolerationArgs(
                             key=GPU_RESOURCE, operator="Exists", effect="NoSchedule"
                         )
                     ]
-                    if args.server.gpu
+                    if gpus
                     else None
                 ),
             ),
@@ -282,20 +294,6 @@ class ModelServer(pulumi.ComponentResource):
             opts=self._child,
         )
 
-    def _model_volume(self, model_files: k8s.core.v1.ConfigMap) -> k8s.core.v1.VolumeArgs:
-        # ConfigMap keys are flat; items put each file back at <version>/<path> under the mount.
-        return k8s.core.v1.VolumeArgs(
-            name="model",
-            config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(
-                name=kube.name_of(model_files),
-                default_mode=0o444,
-                items=[
-                    k8s.core.v1.KeyToPathArgs(key=f.configmap_key, path=f.relative_path)
-                    for f in self._args.model.folder.files
-                ],
-            ),
-        )
-
     def _service(self, name: str) -> k8s.core.v1.Service:
         service = self._args.service
         ports = [
@@ -317,9 +315,9 @@ class ModelServer(pulumi.ComponentResource):
             ports=ports,
             load_balancer=self._args.load_balancer,
             opts=self._child,
-            annotations={WORLD_GRPC_ANNOTATION: "true"}
-            if service.expose_grpc_to_internet
-            else None,
+            annotations=(
+                {WORLD_GRPC_ANNOTATION: "true"} if service.expose_grpc_to_internet else None
+            ),
         )
 
     def _headless_grpc_service(self, name: str) -> k8s.core.v1.Service:

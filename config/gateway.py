@@ -33,6 +33,8 @@ class GatewaySettings(Strict):
     """The gateway tier: its image, resources, Service, autoscaling and model interface."""
 
     enabled: bool = False
+    # Which served model the gateway calls (tfserving:models); default the first.
+    model_name: Annotated[str | None, Field(alias="model")] = None
     # A prebuilt, pinned gateway image; without one the program builds gateway/Dockerfile.
     image: PinnedImage | None = None
     resources: Resources = resources(requests=("250m", "128Mi"), limits=("1", "512Mi"))

@@ -8,6 +8,7 @@ registered; every problem is reported at once, each naming its key.
 
 import difflib
 import json
+import typing
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal, Self
 
@@ -18,7 +19,7 @@ from config.base import DnsLabel, Strict
 from config.cluster import ClusterSettings, Compute, RegistrySettings
 from config.errors import NAMESPACE, InvalidSettingError, SettingsError, describe
 from config.gateway import GatewaySettings
-from config.model import ModelSettings
+from config.model import ModelSettings, ModelSource
 from config.service import ModelServiceSettings
 from config.workload import AutoscalingSettings, ServerSettings
 
@@ -31,12 +32,69 @@ class StackSettings(Strict):
     """What every target has: the namespace, the model, the model server and the gateway."""
 
     namespace: DnsLabel = DEFAULT_NAMESPACE
-    # No class-level default: the default model directory is checked at parse time, not import.
-    model: ModelSettings
+    # One model (tfserving:model) or several (tfserving:models); parse() fills in the default
+    # model when neither is given (its directory is checked then, not at import).
+    single_model: Annotated[ModelSettings | None, Field(alias="model")] = None
+    model_list: Annotated[list[ModelSettings] | None, Field(alias="models")] = None
     server: ServerSettings = ServerSettings()
     service: ModelServiceSettings = ModelServiceSettings()
     autoscaling: AutoscalingSettings = AutoscalingSettings()
     gateway: GatewaySettings = GatewaySettings()
+
+    @model_validator(mode="after")
+    def _models_fit(self) -> Self:
+        if self.single_model is not None and self.model_list is not None:
+            raise InvalidSettingError(
+                "cannot be combined with tfserving:model: list every model under models",
+                at="models",
+            )
+        if self.model_list is not None:
+            if not self.model_list:
+                raise InvalidSettingError("must list at least one model", at="models")
+            seen: dict[str, int] = {}
+            for index, model in enumerate(self.model_list):
+                if model.name in seen:
+                    raise InvalidSettingError(
+                        f"must be unique, {model.name!r} is already models[{seen[model.name]}]",
+                        at=f"models.{index}.name",
+                    )
+                seen[model.name] = index
+        gateway_model = self.gateway.model_name
+        if gateway_model is not None and gateway_model not in {m.name for m in self.models}:
+            raise InvalidSettingError(
+                f"must be one of the served models ({', '.join(m.name for m in self.models)}), "
+                f"got {gateway_model!r}",
+                at="gateway.model",
+            )
+        self._check_memory()
+        return self
+
+    def _check_memory(self) -> None:
+        # Every loaded version is in memory, and a reload (a new version, a config change) holds
+        # the old and the new copy of a model at once (tensorflow/serving#2017).
+        sizes = [m.size_bytes for m in self.models]
+        need = sum(sizes) + max(sizes)
+        have = int(self.server.resources.requests.memory.amount)
+        if need > have:
+            raise InvalidSettingError(
+                f"({self.server.resources.requests.memory}) is below what the models need: "
+                f"{need // 2**20}Mi = the loaded versions ({sum(sizes) // 2**20}Mi) plus a second "
+                f"copy of the largest while it reloads ({max(sizes) // 2**20}Mi)",
+                at="server.resources.requests.memory",
+            )
+
+    @property
+    def models(self) -> tuple[ModelSettings, ...]:
+        """Every model TF Serving serves, in order."""
+        if self.model_list is not None:
+            return tuple(self.model_list)
+        assert self.single_model is not None  # parse() fills the default in
+        return (self.single_model,)
+
+    @property
+    def model(self) -> ModelSettings:
+        """The first model: the one the gateway calls unless gateway.model says otherwise."""
+        return self.models[0]
 
 
 class MinikubeSettings(StackSettings):
@@ -44,6 +102,25 @@ class MinikubeSettings(StackSettings):
 
     target: Literal["minikube"] = "minikube"
     kube_context: str = Field(default="minikube", alias="kubeContext")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_s3(cls, data: Any) -> Any:
+        # Before the models are validated: the first thing to say is that s3 cannot work here.
+        if not isinstance(data, dict):
+            return data
+        entries = [("model", data.get("model"))] + [
+            (f"models.{i}", m) for i, m in enumerate(data.get("models") or [])
+        ]
+        for key, model in entries:
+            if isinstance(model, dict) and model.get("source") == ModelSource.S3.value:
+                raise InvalidSettingError(
+                    "must not be s3 on minikube: the model is copied from S3 with the pod's EKS "
+                    "Pod Identity role, which only target eks has; use source configmap (up to "
+                    "1 MiB) or image here",
+                    at=f"{key}.source",
+                )
+        return data
 
     @model_validator(mode="after")
     def _laptop(self) -> Self:
@@ -123,7 +200,13 @@ def _stack_key(model: type[BaseModel], attribute: str) -> str:
 
 
 def _is_structured(annotation: Any) -> bool:
-    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+    """Objects and lists (Pulumi hands those over as JSON text), through Optional/Annotated."""
+    if isinstance(annotation, type):
+        return issubclass(annotation, BaseModel | list | dict)
+    origin = typing.get_origin(annotation)
+    if origin in (list, dict):
+        return True
+    return any(_is_structured(arg) for arg in typing.get_args(annotation))
 
 
 # Top-level key -> whether its value is an object (Pulumi hands those over as JSON text).
@@ -198,7 +281,8 @@ def parse(raw: Mapping[str, str]) -> Settings:
                 f"not {target}"
             )
             del document[key]
-    document.setdefault("model", {})
+    if "model" not in document and "models" not in document:
+        document["model"] = {}
     try:
         settings = _ADAPTER.validate_python(document)
     except ValidationError as error:

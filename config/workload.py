@@ -1,5 +1,6 @@
 """Settings of a workload tier (model server, gateway): resources, Service, autoscaling, image."""
 
+import itertools
 import math
 from decimal import Decimal
 from typing import Annotated, Any, Self
@@ -76,6 +77,50 @@ def resources(requests: tuple[str, str], limits: tuple[str, str]) -> Resources:
     return Resources(requests=_amounts(*requests), limits=_amounts(*limits))
 
 
+class BatchingSettings(Strict):
+    """TF Serving's server-side batching (`--enable_batching` with a BatchingParameters file).
+
+    Requests that arrive together run as one batch: far more throughput on a GPU and on many
+    CPU cores, for a wait of up to batchTimeoutMicros per request.
+    """
+
+    enabled: bool = True
+    # Most requests in one batch; the largest of allowedBatchSizes when those are given.
+    max_batch_size: Annotated[int, Field(alias="maxBatchSize")] = 32
+    # How long a partial batch waits for more requests before it runs (microseconds).
+    batch_timeout_micros: Annotated[int, Field(alias="batchTimeoutMicros")] = 1000
+    # Batches that may wait for a thread; beyond, requests are refused (UNAVAILABLE) at once.
+    max_enqueued_batches: Annotated[int, Field(alias="maxEnqueuedBatches")] = 100
+    # Threads running batches; default one per core of the CPU limit.
+    num_batch_threads: Annotated[int | None, Field(alias="numBatchThreads")] = None
+    # Pad batches up to one of these sizes (fewer distinct shapes: fewer graph variants on GPU).
+    allowed_batch_sizes: Annotated[list[int] | None, Field(alias="allowedBatchSizes")] = None
+
+    @model_validator(mode="after")
+    def _sizes(self) -> Self:
+        for key, value, low, high in (
+            ("maxBatchSize", self.max_batch_size, 1, 65536),
+            ("batchTimeoutMicros", self.batch_timeout_micros, 0, 10_000_000),
+            ("maxEnqueuedBatches", self.max_enqueued_batches, 1, 1_000_000),
+            ("numBatchThreads", self.num_batch_threads, 1, 256),
+        ):
+            if value is not None and not low <= value <= high:
+                raise InvalidSettingError(f"must be between {low} and {high}, got {value}", key)
+        sizes = self.allowed_batch_sizes
+        if sizes is not None:
+            if not sizes or any(b <= a for a, b in itertools.pairwise(sizes)):
+                raise InvalidSettingError(
+                    f"must be increasing sizes, got {sizes}", at="allowedBatchSizes"
+                )
+            if sizes[0] < 1 or sizes[-1] != self.max_batch_size:
+                raise InvalidSettingError(
+                    f"must end with maxBatchSize ({self.max_batch_size}) and start at 1 or "
+                    f"more, got {sizes}",
+                    at="allowedBatchSizes",
+                )
+        return self
+
+
 DEFAULT_SERVER_IMAGE = "tensorflow/serving:2.20.0"
 GPU_SUFFIX = "-gpu"  # TF Serving's GPU images: the same tag plus -gpu (CUDA, cuDNN, TensorRT)
 
@@ -88,6 +133,7 @@ class ServerSettings(Strict):
     resources: Resources = Resources()
     # NVIDIA GPUs per model-server pod (nvidia.com/gpu in its limits); 0 serves on CPUs.
     gpu: int = 0
+    batching: BatchingSettings | None = None
 
     @field_validator("gpu")
     @classmethod

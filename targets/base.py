@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 
 from components.container_image import ContainerImage, ImageBuild
 from components.kube import LoadBalancer
+from config.model import ModelSettings
 from config.service import ServiceSettings, ServiceType
 
 
@@ -51,6 +52,10 @@ class Platform:
     # How a LoadBalancer Service becomes a cloud load balancer (annotations, class), given the
     # names of its ports that take TLS; targets without one refuse LoadBalancer in config.
     load_balancer: Callable[[ServiceSettings, Sequence[str]], LoadBalancer] | None = None
+    # Cloud access the model server's pods need for their models (S3 on eks); returns what the
+    # model server must wait for.
+    grant_model_access: Callable[[Sequence[ModelSettings]], list[pulumi.Resource]] | None = None
+    region: str | None = None
     # Stack outputs of the target itself (cluster name, kubeconfig, ...).
     outputs: Mapping[str, pulumi.Input[str]] = field(default_factory=dict)
 

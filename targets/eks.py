@@ -9,9 +9,12 @@ import pulumi_kubernetes as k8s
 from components.container_image import ContainerImage, ContainerImageArgs, ImageBuild
 from components.eks_cluster import VPC_CIDR, EksCluster, EksClusterArgs
 from components.kube import LoadBalancer
+from components.model_access import ModelAccess, ModelAccessArgs
+from components.model_server import SERVICE_ACCOUNT_NAME
 from components.registry import ImageRegistry, ImageRegistryArgs
 from config.cluster import Compute, GpuNodePoolSettings
 from config.errors import SettingsError
+from config.model import ModelSettings, ModelSource
 from config.service import ServiceSettings, ServiceType
 from config.stack import EksSettings
 from outputs import CLUSTER_NAME, KUBECONFIG, KUBECONFIG_COMMAND
@@ -19,6 +22,10 @@ from targets import capacity
 from targets.base import Exposure, Platform, url
 
 _ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-"
+# Auto Mode's NLB targets pod IPs: a terminating pod is deregistered, and connections to it
+# drain for this long (the NLB default is 300 s); the pods' preStop pause covers it.
+DEREGISTRATION_SECONDS = 20
+_DEREGISTRATION = f"deregistration_delay.timeout_seconds={DEREGISTRATION_SECONDS}"
 
 
 def cloud_provider_nlb(service: ServiceSettings, tls_ports: Sequence[str]) -> LoadBalancer:
@@ -50,6 +57,7 @@ def auto_mode_nlb(service: ServiceSettings, tls_ports: Sequence[str]) -> LoadBal
     annotations = {
         _ANNOTATION + "scheme": service.scheme.value,
         _ANNOTATION + "nlb-target-type": "ip",
+        _ANNOTATION + "target-group-attributes": _DEREGISTRATION,
     }
     if service.tls is not None:
         annotations[_ANNOTATION + "ssl-cert"] = service.tls.certificate_arn
@@ -59,6 +67,7 @@ def auto_mode_nlb(service: ServiceSettings, tls_ports: Sequence[str]) -> LoadBal
         annotations,
         load_balancer_class="eks.amazonaws.com/nlb",
         default_source_ranges=_vpc_only(service),
+        deregistration_seconds=DEREGISTRATION_SECONDS,
     )
 
 
@@ -110,6 +119,24 @@ def eks(settings: EksSettings) -> Platform:
             ),
         )
 
+    def grant_model_access(models: Sequence[ModelSettings]) -> list[pulumi.Resource]:
+        """S3 models: a Pod Identity role for the model server that can read their prefixes."""
+        s3 = [m for m in models if m.source is ModelSource.S3]
+        if not s3:
+            return []
+        access = ModelAccess(
+            "tfserving-models",
+            ModelAccessArgs(
+                cluster_name=cluster_name,
+                namespace=settings.namespace,
+                service_account=SERVICE_ACCOUNT_NAME,
+                models=s3,
+                # Pod Identity needs its agent: an add-on in nodeGroups mode, built into Auto Mode.
+                depends_on=cluster.compute,
+            ),
+        )
+        return [access]
+
     def expose(exposure: Exposure) -> dict[str, pulumi.Input[str]]:
         if exposure.service_type is not ServiceType.LOAD_BALANCER:
             return {}
@@ -129,6 +156,8 @@ def eks(settings: EksSettings) -> Platform:
         # balancer a LoadBalancer Service owns) while nodes and cluster are still there.
         depends_on=cluster.compute,
         load_balancer=cloud_provider_nlb if node_groups_mode else auto_mode_nlb,
+        grant_model_access=grant_model_access,
+        region=region,
         outputs={
             CLUSTER_NAME: cluster_name,
             KUBECONFIG: cluster.kubeconfig,

@@ -114,6 +114,9 @@ def test_load_balancers_use_auto_modes_controller_with_tls_and_alpn(auto):
     assert server["metadata"]["annotations"] == {
         "service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing",
         "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+        "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": (
+            "deregistration_delay.timeout_seconds=20"
+        ),
         "service.beta.kubernetes.io/aws-load-balancer-ssl-cert": CERTIFICATE,
         "service.beta.kubernetes.io/aws-load-balancer-ssl-ports": "http,grpc",
         "service.beta.kubernetes.io/aws-load-balancer-alpn-policy": "HTTP2Optional",
@@ -125,6 +128,9 @@ def test_load_balancers_use_auto_modes_controller_with_tls_and_alpn(auto):
     assert gateway["metadata"]["annotations"] == {
         "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
         "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+        "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": (
+            "deregistration_delay.timeout_seconds=20"
+        ),
     }
     assert gateway["spec"]["loadBalancerSourceRanges"] == ["10.0.0.0/16"]
 

@@ -132,8 +132,8 @@ def test_dockerfile_on_disk_is_read_for_the_tag(tmp_path):
 
 
 def test_model_dockerfile_copies_each_version_readable_by_all():
-    settings = parse({})
-    text = model_dockerfile(settings.model, settings.server)
+    settings = parse({MODEL: '{"source": "image"}'})
+    text = model_dockerfile(settings.models, settings.server)
     lines = text.splitlines()
     assert lines[0] == f"FROM {settings.server.image}"
     assert lines[1:] == ["COPY --chmod=0755 1 /models/half_plus_two/1"]
@@ -142,8 +142,8 @@ def test_model_dockerfile_copies_each_version_readable_by_all():
 def test_eks_pushes_the_model_image_and_runs_it_digest_pinned(render_eks):
     rendered = render_eks()
     image = one_resource(rendered, IMAGE)["inputs"]
-    settings = parse({})
-    dockerfile = model_dockerfile(settings.model, settings.server)
+    settings = parse({MODEL: '{"source": "image"}'})
+    dockerfile = model_dockerfile(settings.models, settings.server)
     assert image["dockerfile"] == {"inline": dockerfile}
     # Relative to the project: the same input from every checkout, so no needless rebuild.
     assert image["context"] == {"location": "models/half_plus_two"}

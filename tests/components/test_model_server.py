@@ -137,7 +137,7 @@ def test_deployment_is_hardened_probed_and_rolls_safely(render_dev):
         "seccompProfile": {"type": "RuntimeDefault"},
     }
     container = _container(deployment)
-    assert container["image"] == "tensorflow/serving:2.19.1"
+    assert container["image"] == "tensorflow/serving:2.20.0"
     security = container["securityContext"]
     assert security == {
         "runAsNonRoot": True,
@@ -185,7 +185,7 @@ def test_deployment_is_hardened_probed_and_rolls_safely(render_dev):
     assert "--file_system_poll_wait_seconds=0" in container["args"]
     labels = deployment["metadata"]["labels"]
     assert labels["app.kubernetes.io/managed-by"] == "pulumi"
-    assert labels["app.kubernetes.io/version"] == "2.19.1"
+    assert labels["app.kubernetes.io/version"] == "2.20.0"
 
 
 def test_server_flags_follow_the_cpu_limit_and_enable_metrics():
@@ -195,7 +195,7 @@ def test_server_flags_follow_the_cpu_limit_and_enable_metrics():
             '"memory": "1Gi"}, "limits": {"cpu": "2500m", "memory": "2Gi"}}}'
         }
     )
-    assert server_args(settings.model, settings.server) == [
+    assert server_args(settings.models, settings.server) == [
         "--tensorflow_intra_op_parallelism=3",
         "--tensorflow_inter_op_parallelism=3",
         "--rest_api_num_threads=12",
@@ -214,7 +214,7 @@ def test_a_fractional_cpu_limit_still_gets_one_thread_per_pool():
             '"memory": "256Mi"}, "limits": {"cpu": "500m", "memory": "1Gi"}}}'
         }
     )
-    flags = server_args(settings.model, settings.server)
+    flags = server_args(settings.models, settings.server)
     assert flags[:4] == [
         "--tensorflow_intra_op_parallelism=1",
         "--tensorflow_inter_op_parallelism=1",

@@ -92,17 +92,20 @@ BAD_CONFIGS: list[tuple[str, dict[str, Any], list[str]]] = [
     (
         "unknown-model-source",
         {MODEL: {"source": "nfs"}},
-        ["tfserving:model.source must be one of configmap, image, gcs, got 'nfs'"],
+        ["tfserving:model.source must be one of configmap, image, gcs, s3, got 'nfs'"],
     ),
     (
-        "s3-source",
-        {MODEL: {"source": "s3"}},
-        ["tfserving:model.source", "removed S3 support in 2.7", "source: image"],
+        "s3-source-on-minikube",
+        {MODEL: {"source": "s3", "uri": "s3://bucket/models/half_plus_two", "sizeLimit": "64Mi"}},
+        [
+            "tfserving:model.source must not be s3 on minikube",
+            "use source configmap (up to 1 MiB) or image here",
+        ],
     ),
     (
-        "s3-uri",
+        "s3-uri-for-gcs",
         {MODEL: {"source": "gcs", "uri": "s3://bucket/models/half_plus_two"}},
-        ["tfserving:model.uri", "removed S3 support in 2.7", "source: image"],
+        ["tfserving:model.uri must be a gs:// URI for source gcs, got 's3://bucket/"],
     ),
     (
         "gcs-without-uri",

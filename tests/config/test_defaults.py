@@ -1,20 +1,31 @@
 """Every default, written out: a stack that sets nothing gets exactly this."""
 
+from typing import Any
+
 from config.stack import EksSettings, MinikubeSettings, parse
 
 RESOURCES = {
     "requests": {"cpu": "250m", "memory": "256Mi"},
     "limits": {"cpu": "1", "memory": "1Gi"},
 }
-COMMON = {
+COMMON: dict[str, Any] = {
     "namespace": "tfserving",
     "model": {
         "name": "half_plus_two",
         "source": "configmap",
         "path": "models/half_plus_two",
         "uri": None,
+        "versionPolicy": None,
+        "labels": None,
+        "sizeLimit": None,
     },
-    "server": {"image": "tensorflow/serving:2.20.0", "resources": RESOURCES, "gpu": 0},
+    "models": None,
+    "server": {
+        "image": "tensorflow/serving:2.20.0",
+        "resources": RESOURCES,
+        "gpu": 0,
+        "batching": None,
+    },
     "service": {
         "type": "NodePort",
         "nodePort": None,
@@ -32,6 +43,7 @@ COMMON = {
     },
     "gateway": {
         "enabled": False,
+        "model": None,
         "image": None,
         "resources": {
             "requests": {"cpu": "250m", "memory": "128Mi"},

@@ -77,6 +77,14 @@ def test_objects_reference_only_names_that_exist(rendered):
             for volume in pod.get("volumes", []):
                 if "configMap" in volume:
                     assert ("ConfigMap", volume["configMap"]["name"]) in names
+                if "secret" in volume:
+                    assert ("Secret", volume["secret"]["secretName"]) in names
+            account = pod.get("serviceAccountName")
+            if account is not None:
+                assert ("ServiceAccount", account) in names
+            mounted = {m["name"] for c in pod["containers"] for m in c.get("volumeMounts", [])}
+            mounted |= {m["name"] for c in pod.get("initContainers", []) for m in c["volumeMounts"]}
+            assert mounted <= {v["name"] for v in pod.get("volumes", [])}
 
 
 def test_cli_writes_applyable_yaml_and_json(tmp_path, capsys):
