@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import logging
 import os
+import signal
 import sys
 
 from aiohttp import web
 
-from gateway.app import create_app
-from gateway.settings import SettingsError, load_settings
+from gateway.app import create_app, make_runner
+from gateway.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("gateway")
 
@@ -19,16 +21,22 @@ log = logging.getLogger("gateway")
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 MiB = 1024 * 1024
+# Buffers below this come from the heap and are reused; larger ones (bodies, decoded photos)
+# are mmap()ed and returned to the system when freed, so RSS follows what requests hold.
+MMAP_THRESHOLD = 4 * MiB
+TRIM_THRESHOLD = 16 * MiB  # free heap kept for reuse before it is given back
+SHUTDOWN_SECONDS = 10.0
 
 
 def tune_malloc() -> bool:
-    """Keep ~1 MB request buffers in the heap instead of fresh mmap()s.
+    """Keep ~1 MB request buffers in the heap instead of fresh mmap()s, and no more.
 
-    Every request allocates and frees several 1 MB buffers (decoded image, float32 tensor,
+    Every request allocates and frees several ~1 MB buffers (decoded image, float32 tensor,
     serialised request). glibc serves those with mmap and returns them on free, so each
-    request faulted in ~500 fresh pages: about a third of the gateway's CPU. Raising both
-    thresholds keeps freed memory for reuse (RSS stays near its peak). Same effect as the
-    MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ environment variables, which win if set.
+    request faulted in ~500 fresh pages: about a third of the gateway's CPU. A 4 MiB mmap
+    threshold keeps them in the heap; bigger buffers still go straight back to the system, so
+    the memory budget (gateway/memory.py) sees the memory the process really holds. Same effect
+    as MALLOC_MMAP_THRESHOLD_ / MALLOC_TRIM_THRESHOLD_ in the environment, which win if set.
     """
     if {"MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"} & set(os.environ):
         return False
@@ -40,9 +48,35 @@ def tune_malloc() -> bool:
         return False
     if mallopt is None:
         return False
-    return bool(mallopt(_M_MMAP_THRESHOLD, 32 * MiB)) and bool(
-        mallopt(_M_TRIM_THRESHOLD, 128 * MiB)
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     )
+
+
+async def serve(settings: Settings) -> None:
+    """Serve until SIGTERM or SIGINT, then stop accepting and finish what is in flight."""
+    app = create_app(settings)
+    access = logging.getLogger("aiohttp.access") if settings.access_log else None
+    runner = make_runner(
+        app,
+        access_log=access,
+        # A client that gives up frees its in-flight slot and cancels its model call at once.
+        handler_cancellation=True,
+        shutdown_timeout=SHUTDOWN_SECONDS,
+    )
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.bind_host, settings.listen_port)
+        await site.start()
+        log.info("serving on http://%s:%d", settings.bind_host, settings.listen_port)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        log.info("stopping: finishing requests in flight")
+    finally:
+        await runner.cleanup()
 
 
 def main() -> int:
@@ -55,16 +89,7 @@ def main() -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    web.run_app(
-        create_app(settings),
-        host=settings.bind_host,
-        port=settings.listen_port,
-        access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
-        print=log.info,
-        shutdown_timeout=10,
-        # A client that gives up frees its in-flight slot and cancels its model call at once.
-        handler_cancellation=True,
-    )
+    asyncio.run(serve(settings))
     return 0
 
 

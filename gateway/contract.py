@@ -8,23 +8,33 @@ value therefore passes the preview exactly when the gateway would start with it:
 
 Each `Var` turns environment text into a typed value (`parse`), checks the value (`check`) and
 writes it back as text (`render`). Messages name no key: each side prefixes its own
-(`GATEWAY_IMAGE_SIZE` in the pod, `tfserving:gateway.imageSize` in the stack).
+(`GATEWAY_IMAGE_SIZE` in the pod, `tfserving:gateway.imageSize` in the stack). The kinds of
+variable (whole numbers, seconds, booleans, choices, names) are in `gateway.contract_kinds`.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import math
 import re
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-T = TypeVar("T")
-E = TypeVar("E", bound=StrEnum)
+from gateway.contract_kinds import (
+    PREFIX,
+    ContractError,
+    Var,
+    boolean,
+    choice,
+    integer,
+    name,
+    not_bool,
+    parse_int,
+    seconds,
+)
 
-PREFIX = "GATEWAY_"
+__all__ = ["PREFIX", "ContractError", "Var"]  # the API the Pulumi program uses, among others
 # The HTTP routes.
 PREDICT_PATH = "/predict"
 HEALTH_PATH = "/healthz"
@@ -38,8 +48,6 @@ _HOST_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 HOSTNAME_PATTERN = re.compile(rf"^(?=.{{1,253}}$){_HOST_LABEL}(?:\.{_HOST_LABEL})*$")
 # Legacy IPv4 spellings (2130706433, 0x7f.1, 017700000001): a numeric last label is never a name.
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
-_INTEGER = re.compile(r"^[+-]?[0-9]+$")
-_TRUE, _FALSE = frozenset({"true", "1", "yes", "on"}), frozenset({"false", "0", "no", "off"})
 
 
 class Preprocessing(StrEnum):
@@ -78,142 +86,6 @@ CLOTHING_LABELS: tuple[str, ...] = (
 )
 
 
-class ContractError(ValueError):
-    """A value the gateway would refuse. `field` names the Var when a rule spans several."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
-
-
-@dataclass(frozen=True)
-class Var(Generic[T]):
-    """One setting: the gateway's field name, its variable, default, parser, check and writer."""
-
-    field: str
-    env: str
-    default: T
-    parse: Callable[[str], T]
-    check: Callable[[T], T]
-    render: Callable[[T], str] = str
-
-    def from_env(self, text: str) -> T:
-        return self.check(self.parse(text))
-
-    def to_env(self, value: T) -> str:
-        return self.render(self.check(value))
-
-
-def _not_bool(value: object, kind: str) -> None:
-    if isinstance(value, bool):
-        raise ContractError(f"must be {kind}, not a boolean ({value!r})")
-
-
-def _parse_int(text: str) -> int:
-    if not _INTEGER.match(text.strip()):
-        raise ContractError(f"must be a whole number, got {text!r}")
-    return int(text.strip())
-
-
-def integer(
-    field: str, default: int, low: int, high: int, *, unit: str = "", env: str | None = None
-) -> Var[int]:
-    suffix = f" {unit}" if unit else ""
-
-    def check(value: int) -> int:
-        _not_bool(value, "a whole number")
-        if not isinstance(value, int):
-            raise ContractError(f"must be a whole number, got {value!r}")
-        if not low <= value <= high:
-            raise ContractError(f"must be between {low} and {high}{suffix}, got {value}")
-        return value
-
-    return Var(field, env or PREFIX + field.upper(), default, _parse_int, check)
-
-
-def seconds(field: str, default: float, high: float, *, zero: bool = False) -> Var[float]:
-    """Seconds as a finite number: more than 0 (or at least 0 with zero=True), at most `high`."""
-    low = "at least 0" if zero else "more than 0"
-
-    def parse(text: str) -> float:
-        try:
-            return float(text.strip())
-        except ValueError:
-            raise ContractError(f"must be a number of seconds, got {text!r}") from None
-
-    def check(value: float) -> float:
-        _not_bool(value, "a number of seconds")
-        if not isinstance(value, int | float) or not math.isfinite(value):
-            raise ContractError(f"must be a finite number of seconds, got {value!r}")
-        if not ((value >= 0) if zero else (value > 0)) or value > high:
-            raise ContractError(f"must be {low} and at most {high:g} seconds, got {value!r}")
-        return value
-
-    return Var(field, PREFIX + field.upper(), default, parse, check, _render_number)
-
-
-def _render_number(value: float) -> str:
-    return str(int(value)) if isinstance(value, int) else repr(float(value))
-
-
-def boolean(field: str, default: bool) -> Var[bool]:
-    def parse(text: str) -> bool:
-        word = text.strip().lower()
-        if word in _TRUE:
-            return True
-        if word in _FALSE:
-            return False
-        raise ContractError(f"must be true or false, got {text!r}")
-
-    def check(value: bool) -> bool:
-        if not isinstance(value, bool):
-            raise ContractError(f"must be true or false, got {value!r}")
-        return value
-
-    return Var(field, PREFIX + field.upper(), default, parse, check, lambda v: str(v).lower())
-
-
-def choice(field: str, options: type[E], default: E, aliases: Mapping[str, str] = {}) -> Var[E]:
-    values = [member.value for member in options]
-    named = ", ".join(values) + (f" (aliases: {', '.join(aliases)})" if aliases else "")
-
-    def parse(text: str) -> E:
-        word = text.strip()
-        word = aliases.get(word.lower(), word)
-        for member in options:
-            if member.value.lower() == word.lower():
-                return member
-        raise ContractError(f"must be one of {named}, got {text!r}")
-
-    def check(value: E) -> E:
-        if isinstance(value, options):
-            return value
-        if isinstance(value, str) and value in values:  # a plain string of a canonical value
-            return options(value)
-        raise ContractError(f"must be one of {named}, got {value!r}")
-
-    return Var(field, PREFIX + field.upper(), default, parse, check, lambda v: v.value)
-
-
-def name(
-    field: str, default: str, pattern: re.Pattern[str] | None = None, what: str = ""
-) -> Var[str]:
-    """A non-empty name without surrounding whitespace or control characters."""
-
-    def check(value: str) -> str:
-        if not isinstance(value, str) or not value:
-            raise ContractError(f"must be a non-empty string, got {value!r}")
-        if value != value.strip() or any(ord(c) < 32 or ord(c) == 127 for c in value):
-            raise ContractError(
-                f"must not hold spaces at the ends or control characters, got {value!r}"
-            )
-        if pattern is not None and not pattern.match(value):
-            raise ContractError(f"must be {what}, got {value!r}")
-        return value
-
-    return Var(field, PREFIX + field.upper(), default, lambda text: text, check)
-
-
 def _split(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
@@ -235,7 +107,7 @@ def _check_labels(value: tuple[str, ...]) -> tuple[str, ...]:
     labels = tuple(check_label(label) for label in value)
     if len(labels) < 2:
         raise ContractError(f"must hold at least two labels, got {len(labels)}")
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    duplicates = sorted(label for label, n in Counter(labels).items() if n > 1)
     if duplicates:
         raise ContractError(f"must be unique, {duplicates[0]!r} appears more than once")
     return labels
@@ -254,7 +126,8 @@ def _parse_labels(text: str) -> tuple[str, ...]:
     try:
         with open(path, encoding="utf-8") as stream:
             return read_labels_file(stream.read())
-    except OSError:
+    # ValueError: a NUL in the name; UnicodeDecodeError (a ValueError too): not UTF-8 text.
+    except (OSError, ValueError):
         raise ContractError(
             f"{text!r} is neither a comma-separated list nor a readable labels file"
         ) from None
@@ -300,13 +173,13 @@ def _check_target(value: str) -> str:
 
 
 def _optional_version(text: str) -> int | None:
-    return None if not text.strip() else _parse_int(text)
+    return None if not text.strip() else parse_int(text)
 
 
 def _check_version(value: int | None) -> int | None:
     if value is None:
         return None
-    _not_bool(value, "a version number")
+    not_bool(value, "a version number")
     if not isinstance(value, int) or value < 1:
         raise ContractError(f"must be a version number >= 1 or empty (latest), got {value!r}")
     return value
@@ -356,6 +229,13 @@ ALLOWED_INTERNAL: Var[tuple[str, ...]] = Var(
 )
 MAX_REDIRECTS = integer("max_redirects", 3, 0, 10)
 MAX_IN_FLIGHT = integer("max_in_flight", 16, 1, 10_000)
+# Memory admission (see gateway/README.md, "Overload"): 0 reads the container's cgroup limit.
+MEMORY_LIMIT_BYTES = integer("memory_limit_bytes", 0, 0, 1024**4, unit="bytes", floor=64 * MiB)
+MEMORY_BUDGET_PERCENT = integer("memory_budget_percent", 50, 10, 90, unit="percent")
+MAX_CONNECTIONS = integer("max_connections", 512, 1, 100_000)
+# Slow clients: the request head must arrive within this; the body at least at this rate.
+HEADER_TIMEOUT_SECONDS = seconds("header_timeout_seconds", 10, 300)
+MIN_UPLOAD_BYTES_PER_SECOND = integer("min_upload_bytes_per_second", 16 * 1024, 0, 100 * MiB)
 READY_CACHE_SECONDS = seconds("ready_cache_seconds", 2.0, 3600, zero=True)
 READY_TIMEOUT_SECONDS = seconds("ready_timeout_seconds", 1.0, 60)
 # 0 = the CPUs this process may use (at most 4); the program sets it from the pod's CPU limit.
@@ -367,8 +247,9 @@ VARS: tuple[Var[Any], ...] = (
     LISTEN_PORT, BIND_HOST, TF_SERVING_TARGET, MODEL_NAME, MODEL_VERSION, SIGNATURE_NAME,
     INPUT_NAME, OUTPUT_NAME, MODEL_DEADLINE_SECONDS, IMAGE_SIZE, PREPROCESSING, RESIZE_FILTER,
     JPEG_DRAFT, LABELS, SOFTMAX, TOP_K, MAX_DOWNLOAD_BYTES, DOWNLOAD_TIMEOUT_SECONDS, MAX_PIXELS,
-    ALLOWED_INTERNAL, MAX_REDIRECTS, MAX_IN_FLIGHT, READY_CACHE_SECONDS, READY_TIMEOUT_SECONDS,
-    WORKER_THREADS, LOG_LEVEL, ACCESS_LOG,
+    ALLOWED_INTERNAL, MAX_REDIRECTS, MAX_IN_FLIGHT, MEMORY_LIMIT_BYTES, MEMORY_BUDGET_PERCENT,
+    MAX_CONNECTIONS, HEADER_TIMEOUT_SECONDS, MIN_UPLOAD_BYTES_PER_SECOND, READY_CACHE_SECONDS,
+    READY_TIMEOUT_SECONDS, WORKER_THREADS, LOG_LEVEL, ACCESS_LOG,
 )  # fmt: skip
 BY_FIELD: dict[str, Var[Any]] = {var.field: var for var in VARS}
 

@@ -8,7 +8,9 @@ import ssl
 import aiohttp
 from yarl import URL
 
+from gateway.body import Body, Schedule, StreamChunks, TooSlowError, read_into
 from gateway.errors import DownloadRefusedError, PayloadTooLargeError, UpstreamTimeoutError
+from gateway.memory import Reservation
 from gateway.netguard import (
     AddressPolicy,
     AddressRefusedError,
@@ -19,7 +21,8 @@ from gateway.netguard import (
 from gateway.netguard import system_lookup as _system_lookup
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
-CHUNK = 64 * 1024
+# What a hostile URL or answer can raise while being parsed, encoded (IDNA) or connected to.
+_URL_ERRORS = (ValueError, TypeError, LookupError)
 
 
 class Downloader:
@@ -58,71 +61,88 @@ class Downloader:
         await self._session.close()
 
     def check_url(self, url: URL) -> None:
-        if url.scheme not in ("http", "https"):
-            raise DownloadRefusedError(f"only http and https URLs are allowed, not {url.scheme!r}")
-        if not url.host:
+        try:
+            scheme, host = url.scheme, url.host  # yarl decodes IDNA here: it can refuse
+            credentials = url.user is not None or url.password is not None
+        except _URL_ERRORS as exc:
+            raise DownloadRefusedError(f"invalid URL: {_short(exc)}") from None
+        if scheme not in ("http", "https"):
+            raise DownloadRefusedError(f"only http and https URLs are allowed, not {scheme!r}")
+        if not host:
             raise DownloadRefusedError("URL has no host")
-        if url.user is not None or url.password is not None:
+        if credentials:
             raise DownloadRefusedError("URLs with credentials are not allowed")
         try:
-            self._policy.check_url_host(url.host)
+            self._policy.check_url_host(host)
         except AddressRefusedError as exc:
             raise DownloadRefusedError(str(exc)) from None
 
-    async def fetch(self, raw_url: str) -> bytes:
+    async def fetch(self, raw_url: str, memory: Reservation) -> Body:
+        """The image at raw_url, its bytes reserved in `memory` as they arrive."""
         try:
             url = URL(raw_url.strip())
-        except (ValueError, TypeError) as exc:
-            raise DownloadRefusedError(f"invalid URL: {exc}") from None
+        except _URL_ERRORS as exc:
+            raise DownloadRefusedError(f"invalid URL: {_short(exc)}") from None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
         try:
-            async with asyncio.timeout(self._timeout):
-                return await self._fetch(url)
-        except TimeoutError:
+            async with asyncio.timeout_at(deadline):
+                return await self._fetch(url, memory, Schedule(deadline, started=loop.time()))
+        except (TimeoutError, TooSlowError):
             raise UpstreamTimeoutError(
                 f"image download took longer than {self._timeout:g} s"
             ) from None
 
-    async def _fetch(self, url: URL) -> bytes:
+    async def _fetch(self, url: URL, memory: Reservation, schedule: Schedule) -> Body:
         for _ in range(self._max_redirects + 1):
             self.check_url(url)
             try:
                 async with self._session.get(url, allow_redirects=False) as resp:
                     if resp.status in REDIRECTS:
-                        location = resp.headers.get("Location")
-                        if not location:
-                            raise DownloadRefusedError(f"redirect {resp.status} without Location")
-                        url = _join(resp.url, location)
+                        url = _redirect_target(resp)
                         continue
                     if resp.status != 200:
                         raise DownloadRefusedError(f"image URL answered HTTP {resp.status}")
-                    return await self._read(resp)
+                    return await self._read(resp, memory, schedule)
             except TimeoutError:
                 raise  # aiohttp's timeouts are ClientErrors too: keep them a 504
             except (AddressRefusedError, UnresolvableHostError) as exc:
                 raise DownloadRefusedError(str(exc)) from None
-            except aiohttp.InvalidURL as exc:
-                raise DownloadRefusedError(f"invalid URL: {exc}") from None
             except aiohttp.ClientError as exc:
                 raise DownloadRefusedError(f"image download failed: {type(exc).__name__}") from None
+            except _URL_ERRORS as exc:  # a host name or header aiohttp cannot encode
+                raise DownloadRefusedError(f"image download failed: {_short(exc)}") from None
         raise DownloadRefusedError(f"more than {self._max_redirects} redirects")
 
-    async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
-        if resp.content_length is not None and resp.content_length > self._max_bytes:
-            raise PayloadTooLargeError(
-                f"image is {resp.content_length} bytes, more than {self._max_bytes}"
-            )
-        chunks: list[bytes] = []
-        size = 0
-        async for chunk in resp.content.iter_chunked(CHUNK):
-            size += len(chunk)
-            if size > self._max_bytes:  # also catches a lying or missing Content-Length
-                raise PayloadTooLargeError(f"image is more than {self._max_bytes} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+    async def _read(
+        self, resp: aiohttp.ClientResponse, memory: Reservation, schedule: Schedule
+    ) -> Body:
+        declared = resp.content_length
+        if declared is not None:
+            if declared > self._max_bytes:
+                raise PayloadTooLargeError(
+                    f"image is {declared} bytes, more than {self._max_bytes}"
+                )
+            memory.check_room(declared)  # 503 before reading what cannot fit now
+        return await read_into(
+            StreamChunks(resp.content),
+            limit=self._max_bytes,
+            reservation=memory,
+            schedule=schedule,
+            declared=declared,
+            what="image",
+        )
 
 
-def _join(base: URL, location: str) -> URL:
+def _redirect_target(resp: aiohttp.ClientResponse) -> URL:
+    location = resp.headers.get("Location")
+    if not location:
+        raise DownloadRefusedError(f"redirect {resp.status} without Location")
     try:
-        return base.join(URL(location))
-    except (ValueError, TypeError) as exc:
-        raise DownloadRefusedError(f"invalid redirect Location: {exc}") from None
+        return resp.url.join(URL(location))
+    except _URL_ERRORS as exc:
+        raise DownloadRefusedError(f"invalid redirect Location: {_short(exc)}") from None
+
+
+def _short(exc: BaseException) -> str:
+    return (str(exc) or type(exc).__name__)[:200]

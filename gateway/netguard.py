@@ -147,6 +147,8 @@ async def system_lookup(host: str, port: int) -> list[str]:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         raise UnresolvableHostError(f"cannot resolve host {host!r}") from exc
+    except (UnicodeError, ValueError) as exc:  # the IDNA codec refuses the name (label > 63...)
+        raise UnresolvableHostError(f"host {host!r} is not a valid host name") from exc
     return [str(info[4][0]) for info in infos]
 
 

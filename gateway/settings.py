@@ -48,6 +48,11 @@ class Settings:
     allowed_internal: tuple[str, ...] = c.ALLOWED_INTERNAL.default
     max_redirects: int = c.MAX_REDIRECTS.default
     max_in_flight: int = c.MAX_IN_FLIGHT.default
+    memory_limit_bytes: int = c.MEMORY_LIMIT_BYTES.default
+    memory_budget_percent: int = c.MEMORY_BUDGET_PERCENT.default
+    max_connections: int = c.MAX_CONNECTIONS.default
+    header_timeout_seconds: float = c.HEADER_TIMEOUT_SECONDS.default
+    min_upload_bytes_per_second: int = c.MIN_UPLOAD_BYTES_PER_SECOND.default
     ready_cache_seconds: float = c.READY_CACHE_SECONDS.default
     ready_timeout_seconds: float = c.READY_TIMEOUT_SECONDS.default
     worker_threads: int = c.WORKER_THREADS.default

@@ -26,6 +26,8 @@ from gateway.proto import (
 
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.State.AVAILABLE
 MAX_MESSAGE_BYTES = 64 * 1024 * 1024
+# A class-score vector; anything far larger is not the answer this gateway can use.
+MAX_OUTPUT_VALUES = 1_000_000
 _DTYPES: dict[int, np.dtype[Any]] = {
     types_pb2.DT_FLOAT: np.dtype("<f4"),
     types_pb2.DT_DOUBLE: np.dtype("<f8"),
@@ -107,18 +109,28 @@ class RequestEncoder:
 
 
 def tensor_values(proto: tensor_pb2.TensorProto) -> np.ndarray:
-    """TensorProto -> numpy, from tensor_content or float_val/double_val (TF Serving's default)."""
+    """TensorProto -> numpy, from tensor_content or float_val/double_val (TF Serving's default).
+
+    The answer comes from another process: every inconsistency is a ModelError (502).
+    """
     dtype = _DTYPES.get(proto.dtype)
     if dtype is None:
         raise ModelError(f"model output has unsupported dtype {proto.dtype}")
     shape = tuple(d.size for d in proto.tensor_shape.dim)
+    if any(size < 0 for size in shape):
+        raise ModelError(f"model output has an unknown or negative dimension {list(shape)}")
+    count = math.prod(shape) if shape else None
+    if count is not None and count > MAX_OUTPUT_VALUES:
+        raise ModelError(f"model output has {count} values, more than {MAX_OUTPUT_VALUES}")
     if proto.tensor_content:
+        if len(proto.tensor_content) % dtype.itemsize:
+            raise ModelError("model output tensor_content is not a whole number of values")
         values = np.frombuffer(proto.tensor_content, dtype=dtype)
     elif proto.dtype == types_pb2.DT_FLOAT:
         values = np.fromiter(proto.float_val, dtype=np.float32, count=len(proto.float_val))
     else:
         values = np.fromiter(proto.double_val, dtype=np.float64, count=len(proto.double_val))
-    count = math.prod(shape) if shape else values.size
+    count = values.size if count is None else count
     if values.size == 1 and count > 1:  # a single value fills the shape (TensorProto rule)
         values = np.full(count, values[0], dtype=values.dtype)
     if values.size != count:
@@ -223,6 +235,8 @@ class TFServingClient:
             scores = scores[0]
         if scores.ndim != 1:
             raise ModelError(f"model output has shape {list(scores.shape)}, expected [1, classes]")
+        if not np.isfinite(scores).all():  # NaN/Inf: no probability, and not even valid JSON
+            raise ModelError(f"model output {self.output_name!r} has NaN or infinite values")
         spec = response.model_spec
         return Prediction(
             scores=scores,

@@ -56,6 +56,7 @@ class Behaviour:
     state: State.ValueType = State.AVAILABLE
     tensor_content: bool = False  # real TF Serving answers with float_val unless told
     hold: asyncio.Event | None = None  # Predict waits for it: tests keep requests in flight
+    scores: list[float] | None = None  # answer these scores (NaN, Inf...) instead of the model's
 
 
 class FakeTFServing(
@@ -119,7 +120,10 @@ class FakeTFServing(
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "expected DT_FLOAT [N,H,W,3]")
         assert batch is not None
         self.last_input = batch
-        out = tensor_proto(fake_logits(batch, b.num_classes))
+        logits = fake_logits(batch, b.num_classes)
+        if b.scores is not None:
+            logits = np.array([b.scores], dtype=np.float32)
+        out = tensor_proto(logits)
         # A fixed service time: the arithmetic above counts towards it.
         await asyncio.sleep(max(0.0, b.latency_s - (asyncio.get_running_loop().time() - start)))
         if not b.tensor_content:

@@ -14,7 +14,7 @@ import numpy as np
 from aiohttp import web
 from PIL import Image
 
-from gateway.app import create_app
+from gateway.app import create_app, make_runner
 from gateway.netguard import UnresolvableHostError
 from gateway.settings import Settings, load_settings
 
@@ -106,6 +106,10 @@ class ImageServer:
         async def redirect_to(request: web.Request) -> web.Response:
             raise web.HTTPFound(request.query["to"])
 
+        async def redirect_with(request: web.Request) -> web.Response:
+            code = int(request.match_info["code"])  # 301, 302, 303, 307 or 308
+            return web.Response(status=code, headers={"Location": request.query["to"]})
+
         async def status(request: web.Request) -> web.Response:
             return web.Response(status=int(request.match_info["code"]), text="no")
 
@@ -130,6 +134,7 @@ class ImageServer:
         app.router.add_get("/redirect/{n}", redirect)
         app.router.add_get("/slow-redirect/{n}", slow_redirect)
         app.router.add_get("/redirect-to", redirect_to)
+        app.router.add_get("/redirect-with/{code}", redirect_with)
         app.router.add_get("/status/{code}", status)
         app.router.add_get("/trickle", trickle)
         app.router.add_get("/slow-headers", slow_headers)
@@ -179,9 +184,7 @@ async def start_gateway(tfs_port: int, **overrides: Any) -> RunningGateway:
     values.update(overrides)
     settings = load_settings(**values)
     app = create_app(settings, **app_kwargs)
-    runner = web.AppRunner(
-        app, handle_signals=False, shutdown_timeout=0.1, handler_cancellation=cancel
-    )
+    runner = make_runner(app, shutdown_timeout=0.1, handler_cancellation=cancel)
     try:
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)

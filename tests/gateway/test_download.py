@@ -13,7 +13,13 @@ import pytest
 import pytest_asyncio
 
 from gateway.download import Downloader
-from gateway.errors import DownloadRefusedError, PayloadTooLargeError, UpstreamTimeoutError
+from gateway.errors import (
+    DownloadRefusedError,
+    OverloadedError,
+    PayloadTooLargeError,
+    UpstreamTimeoutError,
+)
+from gateway.memory import MemoryBudget
 from gateway.netguard import AddressPolicy, system_lookup
 from tests.gateway.support import RED_PNG, ImageServer, fake_dns
 
@@ -30,14 +36,32 @@ DNS = {
     "nat64.example": ["64:ff9b::7f00:1"],
     "mixed.example": ["93.184.216.34", "127.0.0.1"],
 }
-MakeDownloader = Callable[..., Downloader]
+
+
+class Fetcher:
+    """A Downloader with its own memory budget; fetch() answers the bytes."""
+
+    def __init__(self, downloader: Downloader, budget: MemoryBudget) -> None:
+        self.downloader = downloader
+        self.budget = budget
+
+    async def fetch(self, url: str) -> bytes:
+        with (
+            self.budget.reservation("image") as memory,
+            await self.downloader.fetch(url, memory) as body,
+        ):
+            assert memory.nbytes == body.size  # every byte kept was reserved
+            return body.bytes()
+
+
+MakeDownloader = Callable[..., Fetcher]
 
 
 @pytest_asyncio.fixture
 async def make() -> AsyncIterator[MakeDownloader]:
-    made: list[Downloader] = []
+    made: list[Fetcher] = []
 
-    def factory(allow: tuple[str, ...] = (), **kwargs: Any) -> Downloader:
+    def factory(allow: tuple[str, ...] = (), budget: int = 1 << 30, **kwargs: Any) -> Fetcher:
         options: dict[str, Any] = {
             "max_bytes": 100 * 1024,
             "timeout": 2.0,
@@ -45,13 +69,14 @@ async def make() -> AsyncIterator[MakeDownloader]:
             "lookup": fake_dns(DNS),
         }
         options.update(kwargs)
-        d = Downloader(AddressPolicy.from_entries(allow), **options)
+        d = Fetcher(Downloader(AddressPolicy.from_entries(allow), **options), MemoryBudget(budget))
         made.append(d)
         return d
 
     yield factory
     for d in made:
-        await d.close()
+        await d.downloader.close()
+        assert d.budget.reserved == 0  # nothing leaked, whatever the outcome
 
 
 async def test_fetches_an_allowlisted_host_by_name(make: MakeDownloader, image_server: ImageServer):
@@ -176,6 +201,51 @@ async def test_every_redirect_is_checked_again(
     with pytest.raises(DownloadRefusedError):
         await make(("images.test",)).fetch(url)
     assert image_server.hits == ["/redirect-to"]  # nothing fetched after the redirect
+
+
+@pytest.mark.parametrize("code", [301, 302, 303, 307, 308])
+async def test_every_redirect_code_is_followed_and_checked_again(
+    code: int, make: MakeDownloader, image_server: ImageServer
+):
+    d = make(("images.test",))
+    hop = image_server.url(f"/redirect-with/{code}", "images.test")
+    allowed = image_server.url("/red.png", "images.test")
+    assert await d.fetch(f"{hop}?to={allowed}") == RED_PNG
+    assert image_server.hits == [f"/redirect-with/{code}", "/red.png"]
+    internal = f"http://127.0.0.1:{image_server.port}/red.png"  # not covered by the name
+    with pytest.raises(DownloadRefusedError, match="not allowed"):
+        await d.fetch(f"{hop}?to={internal}")
+    assert image_server.hits == [f"/redirect-with/{code}", "/red.png", f"/redirect-with/{code}"]
+
+
+@pytest.mark.parametrize("location", ["http://[::1", "http://xn--zz/x.png", "http://a b/"])
+async def test_a_broken_redirect_location_is_refused(
+    location: str, make: MakeDownloader, image_server: ImageServer
+):
+    hop = image_server.url("/redirect-with/302", "images.test")
+    with pytest.raises(DownloadRefusedError):
+        await make(("images.test",)).fetch(f"{hop}?to={location}")
+
+
+async def test_a_download_larger_than_the_memory_budget_is_a_413(
+    make: MakeDownloader, image_server: ImageServer
+):
+    d = make(("images.test",), max_bytes=300 * 1024, budget=150 * 1024)
+    with pytest.raises(PayloadTooLargeError, match="memory budget"):
+        await d.fetch(image_server.url("/big.bin", "images.test"))  # 200 KiB, declared
+
+
+@pytest.mark.parametrize("path", ["/big.bin", "/chunked-big"])
+async def test_a_download_that_does_not_fit_now_is_a_503(
+    path: str, make: MakeDownloader, image_server: ImageServer
+):
+    d = make(("images.test",), max_bytes=300 * 1024, budget=300 * 1024)
+    with d.budget.hold(200 * 1024, "another request"):
+        with pytest.raises(OverloadedError) as refused:
+            await d.fetch(image_server.url(path, "images.test"))
+        assert refused.value.status == 503 and refused.value.reason == "memory"
+    assert d.budget.reserved == 0
+    assert len(await d.fetch(image_server.url(path, "images.test"))) == 200 * 1024
 
 
 async def test_size_cap_uses_content_length(make: MakeDownloader, image_server: ImageServer):

@@ -229,3 +229,36 @@ async def test_dns_target(fake_tfs: FakeTFServing, make_client: MakeClient) -> N
     client = make_client(f"dns:///localhost:{fake_tfs.port}")
     prediction = await client.predict(batch())
     assert prediction.scores.shape == (10,)
+
+
+def _output(dtype: Any, dims: list[int], **values: Any) -> tensor_pb2.TensorProto:
+    proto = tensor_pb2.TensorProto(dtype=dtype, **values)
+    for size in dims:
+        proto.tensor_shape.dim.add(size=size)
+    return proto
+
+
+@pytest.mark.parametrize(
+    ("proto", "match"),
+    [
+        (_output(types_pb2.DT_FLOAT, [-1, 10], float_val=[0.0] * 10), "negative dimension"),
+        (_output(types_pb2.DT_FLOAT, [1, 1 << 40], float_val=[0.5]), "more than"),
+        (_output(types_pb2.DT_FLOAT, [1, 10], tensor_content=b"\x00" * 7), "whole number"),
+        (_output(types_pb2.DT_FLOAT, [1, 10], float_val=[0.0] * 9), "9 values"),
+        (_output(types_pb2.DT_INT32, [1, 10]), "unsupported dtype"),
+    ],
+    ids=["negative-dim", "huge-broadcast", "ragged-bytes", "short", "int32"],
+)
+async def test_inconsistent_outputs_are_model_errors(
+    proto: tensor_pb2.TensorProto, match: str
+) -> None:
+    with pytest.raises(ModelError, match=match):
+        tensor_values(proto)
+
+
+async def test_a_non_finite_answer_is_a_model_error_naming_the_output(
+    fake_tfs: FakeTFServing, make_client: MakeClient
+) -> None:
+    fake_tfs.behaviour.scores = [float("nan")] + [0.0] * 9
+    with pytest.raises(ModelError, match="'dense_7' has NaN or infinite values"):
+        await make_client(f"127.0.0.1:{fake_tfs.port}").predict(batch())
