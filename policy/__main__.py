@@ -1,4 +1,4 @@
-"""tfserving policy pack: every rule of policy/rules.py as a mandatory policy.
+"""tfserving policy pack: every rule listed in policy/rules.py as a mandatory policy.
 
 Resource rules become ResourceValidationPolicies (one resource at a time), stack rules
 StackValidationPolicies (every resource of the stack at once, after the engine has them all).
@@ -14,9 +14,10 @@ from pulumi_policy import (
     StackValidationPolicy,
 )
 
-# The rules are a module of their own so tests import them without starting the pack. Pulumi
-# runs this file as a script from policy/ (rules.py is then a top-level module); tests and mypy
-# see it as the package `policy`. The pack imports nothing else from the repository.
+# The rules are modules of their own so tests import them without starting the pack (rules.py
+# registers the checks of workloads.py, exposure.py and aws.py). Pulumi runs this file as a
+# script from policy/ (those are then top-level modules); tests and mypy see the package
+# `policy`. The pack imports nothing else from the repository.
 try:
     from policy.rules import RULES, STACK_RULES, Rule, StackRule
 except ImportError:
