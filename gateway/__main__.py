@@ -1,4 +1,5 @@
-"""python -m gateway: validate settings, then serve on $PORT (default 9696)."""
+"""python -m gateway: validate settings, then serve on $PORT (default 9696) and /metrics on
+$GATEWAY_METRICS_PORT (default 9697); drain on SIGTERM."""
 
 from __future__ import annotations
 
@@ -10,9 +11,8 @@ import os
 import signal
 import sys
 
-from aiohttp import web
-
-from gateway.app import create_app, make_runner
+from gateway.app import create_app
+from gateway.server import Server
 from gateway.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("gateway")
@@ -25,7 +25,6 @@ MiB = 1024 * 1024
 # are mmap()ed and returned to the system when freed, so RSS follows what requests hold.
 MMAP_THRESHOLD = 4 * MiB
 TRIM_THRESHOLD = 16 * MiB  # free heap kept for reuse before it is given back
-SHUTDOWN_SECONDS = 10.0
 
 
 def tune_malloc() -> bool:
@@ -54,29 +53,32 @@ def tune_malloc() -> bool:
 
 
 async def serve(settings: Settings) -> None:
-    """Serve until SIGTERM or SIGINT, then stop accepting and finish what is in flight."""
-    app = create_app(settings)
+    """Serve until SIGTERM or SIGINT, then drain (gateway/server.py) and return."""
+    app = create_app(settings)  # SettingsError: a bad API key file
     access = logging.getLogger("aiohttp.access") if settings.access_log else None
-    runner = make_runner(
-        app,
-        access_log=access,
-        # A client that gives up frees its in-flight slot and cancels its model call at once.
-        handler_cancellation=True,
-        shutdown_timeout=SHUTDOWN_SECONDS,
-    )
-    await runner.setup()
+    # A client that gives up frees its in-flight slot and cancels its model call at once.
+    server = Server(app, access_log=access, handler_cancellation=True)
     try:
-        site = web.TCPSite(runner, settings.bind_host, settings.listen_port)
-        await site.start()
-        log.info("serving on http://%s:%d", settings.bind_host, settings.listen_port)
-        stop = asyncio.Event()
+        await server.start()
+        log.info(
+            "serving on http://%s:%d, /metrics on port %d",
+            settings.bind_host,
+            server.port,
+            server.metrics_port,
+        )
+        stop, abort = asyncio.Event(), asyncio.Event()
+
+        def signalled() -> None:  # the second signal cuts the drain short
+            (abort if stop.is_set() else stop).set()
+
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
+            loop.add_signal_handler(signum, signalled)
         await stop.wait()
-        log.info("stopping: finishing requests in flight")
+        await server.drain(abort=abort)
+        log.info("drained: exiting")
     finally:
-        await runner.cleanup()
+        await server.close()
 
 
 def main() -> int:
@@ -89,7 +91,11 @@ def main() -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except SettingsError as exc:  # found at start-up, before anything listens
+        print(exc, file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,8 +1,12 @@
-"""HTTP API (aiohttp): POST /predict, GET /healthz, /readyz, /metrics."""
+"""HTTP API (aiohttp): POST /predict, GET /healthz, /readyz; and GET /metrics, on its own port."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import functools
 import logging
+import random
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
@@ -11,8 +15,10 @@ from typing import Any
 from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from gateway import contract, imaging
+from gateway import auth, contract, imaging
+from gateway.canary import Router
 from gateway.download import Downloader
+from gateway.drain import DRAIN, Drain, track_requests
 from gateway.errors import GatewayError, OverloadedError
 from gateway.memory import MemoryBudget, memory_limit
 from gateway.metrics import Metrics
@@ -34,6 +40,7 @@ GUARD = web.AppKey("connection_guard", ConnectionGuard)
 # Headers of aiohttp's own HTTP errors worth keeping on our JSON answer (405's Allow...).
 _KEPT_HEADERS = (hdrs.ALLOW, hdrs.RETRY_AFTER, hdrs.WWW_AUTHENTICATE)
 _REFUSALS = frozenset({OverloadedError.reason, "memory"})
+METRICS_MAX_CONNECTIONS = 16  # scrapers (Prometheus, a kubectl port-forward) on the metrics port
 
 
 def _route(request: web.Request) -> str:
@@ -76,6 +83,18 @@ async def errors_and_metrics(request: web.Request, handler: Any) -> web.StreamRe
     return response
 
 
+@web.middleware
+async def json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """The metrics port's 404/405 as JSON too (its requests are not counted)."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as exc:
+        response = json_response(exc.status, {"error": exc.reason})
+        if hdrs.ALLOW in exc.headers:
+            response.headers[hdrs.ALLOW] = exc.headers[hdrs.ALLOW]
+    return response
+
+
 async def predict_endpoint(request: web.Request) -> web.Response:
     return await predict(request, request.app[SERVICES])
 
@@ -85,6 +104,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
+    if request.app[DRAIN].draining:  # out of the Service's endpoints at the next probe
+        return json_response(503, {"error": "draining: shutting down"})
     status = await request.app[READINESS].get()
     if status.ready:
         return json_response(200, {"status": "ready", "versions": list(status.versions)})
@@ -97,15 +118,28 @@ async def metrics_endpoint(request: web.Request) -> web.Response:
 
 
 def create_app(
-    settings: Settings, *, lookup: Lookup = system_lookup, **downloader: Any
+    settings: Settings,
+    *,
+    lookup: Lookup = system_lookup,
+    rng: random.Random | None = None,
+    key_check_seconds: float = auth.CHECK_SECONDS,
+    **downloader: Any,
 ) -> web.Application:
-    """Build the app. Network clients are created at start-up, inside the event loop.
+    """Build the app. Network clients are created at start-up, inside the event loop. Reads
+    the API key file now: SettingsError (naming the variable) if it is bad.
 
-    lookup replaces DNS for the image downloader (tests); extra keyword arguments go to
-    Downloader (e.g. ssl_context for a test CA).
+    lookup replaces DNS for the image downloader (tests); rng draws the canary split; extra
+    keyword arguments go to Downloader (e.g. ssl_context for a test CA).
     """
-    app = web.Application(middlewares=[errors_and_metrics])
+    keys = auth.KeyStore.open(settings.api_keys_file) if settings.api_keys_file else None
+    middlewares = [track_requests, errors_and_metrics]
+    if keys is not None:  # inside errors_and_metrics, which answers and counts the 401
+        middlewares.append(auth.require_api_key)
+    app = web.Application(middlewares=middlewares)
+    app[DRAIN] = Drain()
     metrics = Metrics()
+    router = Router(settings, rng)
+    tracks = metrics.tracks(router.tracks)
     limit = memory_limit(settings.memory_limit_bytes)
     budget = MemoryBudget(limit.bytes * settings.memory_budget_percent // 100)
     metrics.watch_budget(budget)
@@ -113,10 +147,13 @@ def create_app(
     app[LIMIT] = InFlightLimit(settings.max_in_flight, metrics)
     app[GUARD] = connection_guard(settings)
     metrics.watch_connections(app[GUARD])
+    if keys is not None:
+        app[auth.KEYS] = keys
+        metrics.watch_keys(keys)
 
     async def services(app: web.Application) -> AsyncIterator[None]:
         executor = ThreadPoolExecutor(settings.threads, thread_name_prefix="decode")
-        client = _tf_serving_client(settings)
+        client = _tf_serving_client(settings, router.labels)
         fetcher = Downloader(
             settings.address_policy,
             max_bytes=settings.max_download_bytes,
@@ -126,8 +163,9 @@ def create_app(
             **downloader,
         )
         app[SERVICES] = Services(
-            settings, metrics, app[LIMIT], budget, _image_spec(settings), executor, fetcher, client
-        )
+            settings, metrics, app[LIMIT], budget, _image_spec(settings), executor, fetcher,
+            client, router, tracks,
+        )  # fmt: skip
         app[READINESS] = CachedReadiness(
             client, settings.ready_cache_seconds, settings.ready_timeout_seconds
         )
@@ -142,17 +180,43 @@ def create_app(
             limit.bytes >> 20,
             limit.source,
         )
+        watcher = asyncio.create_task(keys.watch(key_check_seconds)) if keys else None
         yield
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         await fetcher.close()
         await client.close()
         executor.shutdown(wait=False, cancel_futures=True)
 
     app.cleanup_ctx.append(services)
-    app.router.add_post(contract.PREDICT_PATH, predict_endpoint)
+    # No body is invited (100 Continue) from a request that will be refused at once.
+    admitted = functools.partial(_has_slot, app)
+    expect = functools.partial(auth.continue_if_admitted, admitted=admitted)
+    app.router.add_post(contract.PREDICT_PATH, predict_endpoint, expect_handler=expect)
     app.router.add_get(contract.HEALTH_PATH, healthz)
     app.router.add_get(contract.READY_PATH, readyz)
-    app.router.add_get(contract.METRICS_PATH, metrics_endpoint)
     return app
+
+
+def _has_slot(app: web.Application, request: web.Request) -> bool:
+    limit = app[LIMIT]
+    return limit.count < limit.limit
+
+
+def create_metrics_app(app: web.Application) -> web.Application:
+    """GET /metrics of `app`, served on GATEWAY_METRICS_PORT only (the Service exposes the API
+    port alone, so scrapes stay inside the cluster)."""
+    metrics_app = web.Application(middlewares=[json_errors])
+    metrics_app[METRICS] = app[METRICS]
+    # Its own small connection cap: a flood on this port cannot take the API's connections.
+    metrics_app[GUARD] = ConnectionGuard(
+        header_timeout=app[SETTINGS].header_timeout_seconds,
+        max_connections=METRICS_MAX_CONNECTIONS,
+    )
+    metrics_app.router.add_get(contract.METRICS_PATH, metrics_endpoint)
+    return metrics_app
 
 
 def _image_spec(settings: Settings) -> imaging.ImageSpec:
@@ -165,7 +229,7 @@ def _image_spec(settings: Settings) -> imaging.ImageSpec:
     )
 
 
-def _tf_serving_client(settings: Settings) -> TFServingClient:
+def _tf_serving_client(settings: Settings, labels: tuple[str, ...]) -> TFServingClient:
     return TFServingClient(
         settings.tf_serving_target,
         model_name=settings.model_name,
@@ -174,6 +238,7 @@ def _tf_serving_client(settings: Settings) -> TFServingClient:
         output_name=settings.output_name,
         deadline_seconds=settings.model_deadline_seconds,
         model_version=settings.model_version,
+        version_labels=labels,
     )
 
 

@@ -15,12 +15,31 @@ variable (whole numbers, seconds, booleans, choices, names) are in `gateway.cont
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
+from gateway.contract_keys import (
+    API_KEY_HEADER,
+    API_KEY_MAX_LENGTH,
+    API_KEY_MIN_LENGTH,
+    API_KEY_PATTERN,
+    API_KEYS_FILE_MAX_BYTES,
+    API_KEYS_FILE_PATH,
+    API_KEYS_MAX,
+    API_KEYS_MOUNT_DIR,
+    API_KEYS_SECRET_KEY,
+    AUTHORIZATION_HEADER,
+    BEARER_SCHEME,
+    WWW_AUTHENTICATE,
+    check_api_key,
+    check_api_keys,
+    read_api_keys,
+    render_api_keys,
+)
 from gateway.contract_kinds import (
     PREFIX,
     ContractError,
@@ -34,7 +53,14 @@ from gateway.contract_kinds import (
     seconds,
 )
 
-__all__ = ["PREFIX", "ContractError", "Var"]  # the API the Pulumi program uses, among others
+# The API the Pulumi program uses, among others (the key file's format is in contract_keys).
+__all__ = [
+    "API_KEYS_FILE_MAX_BYTES", "API_KEYS_FILE_PATH", "API_KEYS_MAX", "API_KEYS_MOUNT_DIR",
+    "API_KEYS_SECRET_KEY", "API_KEY_HEADER", "API_KEY_MAX_LENGTH", "API_KEY_MIN_LENGTH",
+    "API_KEY_PATTERN", "AUTHORIZATION_HEADER", "BEARER_SCHEME", "PREFIX", "WWW_AUTHENTICATE",
+    "ContractError", "Var", "check_api_key", "check_api_keys", "read_api_keys",
+    "render_api_keys",
+]  # fmt: skip
 # The HTTP routes.
 PREDICT_PATH = "/predict"
 HEALTH_PATH = "/healthz"
@@ -46,6 +72,9 @@ MODEL_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 # RFC 1123 host names, plus '_' (seen in internal DNS records); the last label is not numeric.
 _HOST_LABEL = r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?"
 HOSTNAME_PATTERN = re.compile(rf"^(?=.{{1,253}}$){_HOST_LABEL}(?:\.{_HOST_LABEL})*$")
+# TF Serving version labels (`version_labels` in its model config), as the canary uses them.
+VERSION_LABEL_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_-]{0,62}$")
+_CANARY_PERCENT_TEXT = re.compile(r"^[0-9]{1,3}(\.[0-9])?$")
 # Legacy IPv4 spellings (2130706433, 0x7f.1, 017700000001): a numeric last label is never a name.
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 
@@ -144,7 +173,7 @@ def allowlist_entry(entry: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network
     except ValueError:
         pass
     host = entry.rstrip(".").lower()
-    if not HOSTNAME_PATTERN.match(host) or _NUMERIC_LABEL.match(host.rsplit(".", 1)[-1]):
+    if not HOSTNAME_PATTERN.fullmatch(host) or _NUMERIC_LABEL.fullmatch(host.rsplit(".", 1)[-1]):
         raise ContractError(f"allowlist entry {entry!r} is neither a CIDR/IP nor a host name")
     return host
 
@@ -183,6 +212,48 @@ def _check_version(value: int | None) -> int | None:
     if not isinstance(value, int) or value < 1:
         raise ContractError(f"must be a version number >= 1 or empty (latest), got {value!r}")
     return value
+
+
+def _check_key_file(value: str) -> str:
+    if not isinstance(value, str):
+        raise ContractError(f"must be a file path or empty (no API keys), got {value!r}")
+    if value and (not value.startswith("/") or value != value.strip() or len(value) > 4096):
+        raise ContractError(f"must be an absolute path or empty (no API keys), got {value!r}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ContractError(f"must not hold control characters, got {value!r}")
+    return value
+
+
+def _version_label(field: str, default: str) -> Var[str]:
+    def check(value: str) -> str:
+        if not isinstance(value, str) or (value and not VERSION_LABEL_PATTERN.fullmatch(value)):
+            raise ContractError(
+                "must be empty or a TF Serving version label (a letter, then letters, digits, "
+                f"'_' or '-'; at most 63), got {value!r}"
+            )
+        return value
+
+    return Var(field, PREFIX + field.upper(), default, str.strip, check)
+
+
+def _parse_percent(text: str) -> int | float:
+    word = text.strip()
+    if not _CANARY_PERCENT_TEXT.fullmatch(word):
+        raise ContractError(f"must be a percentage 0-100 with at most one decimal, got {text!r}")
+    return float(word) if "." in word else int(word)
+
+
+def _check_percent(value: int | float) -> int | float:
+    not_bool(value, "a percentage")
+    if not isinstance(value, int | float) or not math.isfinite(value):
+        raise ContractError(f"must be a percentage 0-100, got {value!r}")
+    if not 0 <= value <= 100 or abs(value * 10 - round(value * 10)) > 1e-9:
+        raise ContractError(f"must be between 0 and 100 with at most one decimal, got {value!r}")
+    return value
+
+
+def _render_percent(value: int | float) -> str:
+    return str(value) if isinstance(value, int) else f"{value:.1f}".removesuffix(".0")
 
 
 # The listening port is plain PORT: a Service named "gateway" injects GATEWAY_PORT=tcp://... into
@@ -242,6 +313,23 @@ READY_TIMEOUT_SECONDS = seconds("ready_timeout_seconds", 1.0, 60)
 WORKER_THREADS = integer("worker_threads", 0, 0, 64)
 LOG_LEVEL = choice("log_level", LogLevel, LogLevel.INFO)
 ACCESS_LOG = boolean("access_log", False)
+# /metrics is served on this port only, which the Service does not expose (issue 10).
+METRICS_PORT = integer("metrics_port", 9697, 1, 65535)
+# Empty: no authentication. Else the key file (contract_keys), re-read when it changes.
+API_KEYS_FILE: Var[str] = Var(
+    "api_keys_file", PREFIX + "API_KEYS_FILE", "", str.strip, _check_key_file
+)
+# Canary (issue 13): CANARY_PERCENT % of requests ask TF Serving for the version labelled
+# CANARY_LABEL, the others for STABLE_LABEL (empty: MODEL_VERSION, or the latest). Without a
+# canary label, no label is sent at all.
+CANARY_LABEL = _version_label("canary_label", "")
+CANARY_PERCENT: Var[int | float] = Var(
+    "canary_percent", PREFIX + "CANARY_PERCENT", 0, _parse_percent, _check_percent, _render_percent
+)
+STABLE_LABEL = _version_label("stable_label", "stable")
+# On SIGTERM: how long requests in flight may take to finish. 0: DOWNLOAD_TIMEOUT_SECONDS +
+# MODEL_DEADLINE_SECONDS, the longest a request can take (see shutdown_seconds()).
+SHUTDOWN_SECONDS = seconds("shutdown_seconds", 0, 3600, zero=True)
 
 VARS: tuple[Var[Any], ...] = (
     LISTEN_PORT, BIND_HOST, TF_SERVING_TARGET, MODEL_NAME, MODEL_VERSION, SIGNATURE_NAME,
@@ -249,7 +337,8 @@ VARS: tuple[Var[Any], ...] = (
     JPEG_DRAFT, LABELS, SOFTMAX, TOP_K, MAX_DOWNLOAD_BYTES, DOWNLOAD_TIMEOUT_SECONDS, MAX_PIXELS,
     ALLOWED_INTERNAL, MAX_REDIRECTS, MAX_IN_FLIGHT, MEMORY_LIMIT_BYTES, MEMORY_BUDGET_PERCENT,
     MAX_CONNECTIONS, HEADER_TIMEOUT_SECONDS, MIN_UPLOAD_BYTES_PER_SECOND, READY_CACHE_SECONDS,
-    READY_TIMEOUT_SECONDS, WORKER_THREADS, LOG_LEVEL, ACCESS_LOG,
+    READY_TIMEOUT_SECONDS, WORKER_THREADS, LOG_LEVEL, ACCESS_LOG, METRICS_PORT, API_KEYS_FILE,
+    CANARY_LABEL, CANARY_PERCENT, STABLE_LABEL, SHUTDOWN_SECONDS,
 )  # fmt: skip
 BY_FIELD: dict[str, Var[Any]] = {var.field: var for var in VARS}
 
@@ -261,6 +350,36 @@ def check_together(values: Mapping[str, Any]) -> None:
         raise ContractError(
             f"must be <= the number of labels ({len(labels)}), got {top_k}", TOP_K.field
         )
+    if values[METRICS_PORT.field] == values[LISTEN_PORT.field]:
+        raise ContractError(
+            f"must differ from {LISTEN_PORT.env} ({values[LISTEN_PORT.field]}): /metrics has "
+            "a port of its own",
+            METRICS_PORT.field,
+        )
+    canary, stable = values[CANARY_LABEL.field], values[STABLE_LABEL.field]
+    if not canary:
+        if values[CANARY_PERCENT.field]:
+            raise ContractError(
+                f"needs {CANARY_LABEL.env}: which version would get the share?",
+                CANARY_PERCENT.field,
+            )
+        return
+    if canary == stable:
+        raise ContractError(f"must differ from {STABLE_LABEL.env} ({stable})", CANARY_LABEL.field)
+    if stable and values[MODEL_VERSION.field] is not None:
+        raise ContractError(
+            f"pins a version while {STABLE_LABEL.env} ({stable}) names the stable one: with a "
+            f"canary, clear one of them",
+            MODEL_VERSION.field,
+        )
+
+
+def shutdown_seconds(values: Mapping[str, Any]) -> float:
+    """How long the gateway lets requests in flight finish after SIGTERM (checked values)."""
+    explicit = values[SHUTDOWN_SECONDS.field]
+    if explicit:
+        return float(explicit)
+    return float(values[DOWNLOAD_TIMEOUT_SECONDS.field] + values[MODEL_DEADLINE_SECONDS.field])
 
 
 def with_defaults(values: Mapping[str, Any]) -> dict[str, Any]:

@@ -53,7 +53,7 @@ def not_bool(value: object, kind: str) -> None:
 
 
 def parse_int(text: str) -> int:
-    if not _INTEGER.match(text.strip()):
+    if not _INTEGER.fullmatch(text.strip()):
         raise ContractError(f"must be a whole number, got {text!r}")
     return int(text.strip())
 
@@ -162,7 +162,7 @@ def name(
             raise ContractError(
                 f"must not hold spaces at the ends or control characters, got {value!r}"
             )
-        if pattern is not None and not pattern.match(value):
+        if pattern is not None and not pattern.fullmatch(value):
             raise ContractError(f"must be {what}, got {value!r}")
         return value
 

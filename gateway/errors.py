@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from gateway.contract_keys import WWW_AUTHENTICATE
+
 
 class GatewayError(Exception):
     status = 500
@@ -75,4 +77,14 @@ class OverloadedError(GatewayError):
     headers = {"Retry-After": "1"}
     # The retry then opens a new connection, which the Service may balance to another pod;
     # on this kept-alive one it would come back here.
+    close_connection = True
+
+
+class UnauthorizedError(GatewayError):
+    """No API key, or not one of the configured keys (GATEWAY_API_KEYS_FILE)."""
+
+    status = 401
+    reason = "auth_invalid"
+    headers = {"WWW-Authenticate": WWW_AUTHENTICATE}  # RFC 6750 section 3: the scheme to use
+    # The body is never read: an unauthenticated client gets nothing more on this connection.
     close_connection = True

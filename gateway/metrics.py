@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import time
+from collections.abc import Iterable, Iterator
 from typing import Protocol
 
 from prometheus_client import (
@@ -13,10 +15,14 @@ from prometheus_client import (
     disable_created_metrics,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from gateway.canary import Track
+
 STAGES = ("download", "decode", "model")
+# Why a model call failed (gateway.errors), the only values of the per-track `reason` label.
+MODEL_ERRORS = ("timeout", "model_unavailable", "model_error")
 _BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -88,8 +94,104 @@ class Metrics:
         open_now.set_function(lambda: guard.open_connections)
         self.registry.register(_GuardCounters(guard))
 
+    def watch_keys(self, keys: _Keys) -> None:
+        self.registry.register(_KeyCounters(keys))
+
+    def tracks(self, tracks: Iterable[Track]) -> dict[str, TrackMetrics]:
+        """Metrics of the model calls per canary track, by name (only the configured ones, so
+        the label values stay bounded)."""
+        names = ["track", "version_label"]
+        calls = Counter(
+            "gateway_model_requests",
+            "Predict calls by canary track and the TF Serving version label asked for "
+            "(empty: no label)",
+            names,
+            registry=self.registry,
+        )
+        errors = Counter(
+            "gateway_model_errors",
+            "Predict calls that failed, by track, version label and reason",
+            [*names, "reason"],
+            registry=self.registry,
+        )
+        latency = Histogram(
+            "gateway_model_duration_seconds",
+            "Predict call latency (retries included) by track and version label",
+            names,
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
+        version = Gauge(
+            "gateway_model_served_version",
+            "The model version TF Serving last reported for the track's calls",
+            names,
+            registry=self.registry,
+        )
+        result = {}
+        for track in tracks:
+            values = (track.name, track.label or "")
+            result[track.name] = TrackMetrics(
+                calls.labels(*values),
+                latency.labels(*values),
+                {reason: errors.labels(*values, reason) for reason in MODEL_ERRORS},
+                version.labels(*values),
+            )
+        return result
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class TrackMetrics:
+    """Count, latency, errors and last served version of one track's model calls."""
+
+    def __init__(self, calls: Counter, latency: Histogram, errors: dict[str, Counter],
+                 version: Gauge) -> None:  # fmt: skip
+        self._calls, self._latency, self._errors, self._version = calls, latency, errors, version
+
+    @contextlib.contextmanager
+    def observe(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        except Exception as error:
+            reason = getattr(error, "reason", "")
+            self._errors[reason if reason in self._errors else "model_error"].inc()
+            raise
+        finally:  # a cancelled call (the client left) counts, as no error
+            self._calls.inc()
+            self._latency.observe(time.perf_counter() - start)
+
+    def served(self, version: int | None) -> None:
+        if version is not None:
+            self._version.set(version)
+
+
+class _Keys(Protocol):
+    reloads: int
+    failures: int
+
+    @property
+    def count(self) -> int: ...
+
+
+class _KeyCounters(Collector):
+    """The API key store's state (gateway/auth.py), read at scrape time."""
+
+    def __init__(self, keys: _Keys) -> None:
+        self._keys = keys
+
+    def collect(self) -> Iterator[Metric]:
+        keys = self._keys
+        yield GaugeMetricFamily("gateway_api_keys", "API keys accepted now", value=keys.count)
+        yield CounterMetricFamily(
+            "gateway_api_key_reloads", "Key file changes loaded", value=keys.reloads
+        )
+        yield CounterMetricFamily(
+            "gateway_api_key_reload_failures",
+            "Key file checks that found it unreadable or invalid (the last keys stay)",
+            value=keys.failures,
+        )
 
 
 class _Budget(Protocol):

@@ -91,7 +91,7 @@ def normalise_host(host: str) -> str:
 def looks_numeric(host: str) -> bool:
     """Host names whose last label is a number are legacy IPv4 spellings, never names."""
     label = normalise_host(host).rsplit(".", 1)[-1]
-    return bool(_NUMERIC_LABEL.match(label))
+    return bool(_NUMERIC_LABEL.fullmatch(label))
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from gateway.body import (
     upload_timeout,
     url_from_json,
 )
+from gateway.canary import Router, Track
 from gateway.download import Downloader
 from gateway.errors import (
     BadRequestError,
@@ -40,7 +41,7 @@ from gateway.errors import (
     UnsupportedMediaTypeError,
 )
 from gateway.memory import MemoryBudget, Reservation
-from gateway.metrics import Metrics
+from gateway.metrics import Metrics, TrackMetrics
 from gateway.settings import Settings
 from gateway.tfserving import Prediction, TFServingClient
 
@@ -95,6 +96,8 @@ class Services:
     executor: ThreadPoolExecutor
     downloader: Downloader
     client: TFServingClient
+    router: Router
+    tracks: dict[str, TrackMetrics]
 
 
 async def predict(request: web.Request, services: Services) -> web.Response:
@@ -189,26 +192,33 @@ async def _file_part(reader: MultipartReader) -> BodyPartReader:
 async def _classify(image: Body, services: Services, memory: Reservation) -> web.Response:
     loop = asyncio.get_running_loop()
     memory.what = "image decode"
-    work = loop.run_in_executor(services.executor, _encoded_request, image, services, memory)
-    try:
-        with services.metrics.stage["decode"].time():
+    track = services.router.pick()  # before encoding: the request names the version label
+    # The clock starts before the thread does: the decode's CPU time fits in its wall time.
+    with services.metrics.stage["decode"].time():
+        work = loop.run_in_executor(
+            services.executor, _encoded_request, image, services, memory, track
+        )
+        try:
             request_bytes = await work
-    finally:
-        memory.release_after(work)  # a cancelled request's decode still holds its memory
+        finally:
+            memory.release_after(work)  # a cancelled request's decode still holds its memory
     image.close()  # the body, up to GATEWAY_MAX_DOWNLOAD_BYTES: not held during the model call
     memory.shrink_to(len(request_bytes))
-    with services.metrics.stage["model"].time():
+    metrics = services.tracks[track.name]
+    with services.metrics.stage["model"].time(), metrics.observe():
         prediction = await services.client.predict_encoded(request_bytes)
-    return json_response(200, answer(prediction, services.settings))
+        body = answer(prediction, services.settings, track)
+    metrics.served(prediction.model_version)
+    return json_response(200, body)
 
 
-def _encoded_request(image: Body, services: Services, memory: Reservation) -> bytes:
+def _encoded_request(image: Body, services: Services, memory: Reservation, track: Track) -> bytes:
     """Decode thread: bytes -> decoded, resized, scaled -> serialised PredictRequest."""
     start = time.thread_time()
     try:
         with image.view() as view:
             tensor = imaging.prepare(view, services.spec, memory).tensor
-        return services.client.encode_request(tensor)
+        return services.client.encode_request(tensor, track.label)
     except MemoryError:  # the budget's estimates are conservative; this is the last resort
         raise OverloadedError(
             "not enough memory to decode this image now", reason="memory"
@@ -217,7 +227,7 @@ def _encoded_request(image: Body, services: Services, memory: Reservation) -> by
         services.metrics.decode_cpu.inc(time.thread_time() - start)
 
 
-def answer(prediction: Prediction, settings: Settings) -> dict[str, Any]:
+def answer(prediction: Prediction, settings: Settings, track: Track) -> dict[str, Any]:
     labels = settings.labels
     scores = prediction.scores.astype(np.float64)
     if scores.shape[0] != len(labels):
@@ -234,8 +244,9 @@ def answer(prediction: Prediction, settings: Settings) -> dict[str, Any]:
         "top": [{"label": labels[i], "probability": values[i]} for i in order.tolist()],
         "model": {
             "name": prediction.model_name,
-            "version": prediction.model_version,
+            "version": prediction.model_version,  # the one TF Serving says served it
             "signature": prediction.signature_name,
+            "label": track.label,  # the version label asked for, null for none
         },
     }
 

@@ -58,6 +58,12 @@ class Settings:
     worker_threads: int = c.WORKER_THREADS.default
     log_level: LogLevel = c.LOG_LEVEL.default
     access_log: bool = c.ACCESS_LOG.default
+    metrics_port: int = c.METRICS_PORT.default
+    api_keys_file: str = c.API_KEYS_FILE.default
+    canary_label: str = c.CANARY_LABEL.default
+    canary_percent: int | float = c.CANARY_PERCENT.default
+    stable_label: str = c.STABLE_LABEL.default
+    shutdown_seconds: float = c.SHUTDOWN_SECONDS.default
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -81,6 +87,11 @@ class Settings:
     @property
     def address_policy(self) -> AddressPolicy:
         return AddressPolicy.from_entries(self.allowed_internal)
+
+    @property
+    def drain_seconds(self) -> float:
+        """After SIGTERM: GATEWAY_SHUTDOWN_SECONDS, else the longest a request can take."""
+        return c.shutdown_seconds(dataclasses.asdict(self))
 
     @property
     def threads(self) -> int:

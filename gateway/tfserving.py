@@ -1,9 +1,12 @@
 """TF Serving client over gRPC (grpc.aio): one channel per process, round_robin over every
-address the target resolves to (use dns:///<headless-svc>:8500 in Kubernetes)."""
+address the target resolves to (use dns:///<headless-svc>:8500 in Kubernetes), and a Predict
+that fails with UNAVAILABLE (or CANCELLED by a stopping server) retried once, on another replica,
+within the same deadline."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -34,6 +37,39 @@ _DTYPES: dict[int, np.dtype[Any]] = {
 }
 _PREDICT = prediction_service_pb2.DESCRIPTOR.services_by_name["PredictionService"]
 PREDICT_METHOD = "/{}/{}".format(*_PREDICT.methods_by_name["Predict"].full_name.rsplit(".", 1))
+# A replica that goes away (rollout, scale-down: TF Serving does not drain, tensorflow/serving
+# #1853) fails the calls it holds with UNAVAILABLE. A gRPC server that stops gracefully cancels
+# instead the calls that reached it but no handler yet (grpc core server.cc: ShutdownAndNotify,
+# KillPendingWorkLocked "Server Shutdown"): the client sees CANCELLED, which
+# tests/gateway/test_rollout.py meets under load. Predict has no side effect, so both codes are
+# retried, once; a call the gateway cancels itself (its client left) is not (a test checks it).
+# How gRPC retries (gRFC A6, github.com/grpc/proposal/blob/master/A6-client-retries.md):
+# - retries sit between the channel and the LB policy, so round_robin picks the retry's
+#   subchannel afresh and skips the one that left READY: another replica;
+# - the call's deadline (GATEWAY_MODEL_DEADLINE_SECONDS) covers every attempt;
+# - only an uncommitted call is retried: no response headers yet, and the whole request in the
+#   retry buffer (grpc.per_rpc_retry_buffer_size, 256 KiB by default in grpc core's
+#   retry_filter.h, less than one 299x299 float32 request: raised below);
+# - retryThrottling stops retries while more than maxTokens/2 calls (net of tokenRatio per
+#   success) failed, so a TF Serving that is down or overloaded (its batch queue answers
+#   UNAVAILABLE when full) is not sent twice the load;
+# - grpc.enable_retries defaults to on in grpc core (client_channel_filter.cc), set anyway.
+PREDICT_RETRY_POLICY = {
+    "maxAttempts": 2,
+    "initialBackoff": "0.01s",
+    "maxBackoff": "0.05s",
+    "backoffMultiplier": 2,
+    "retryableStatusCodes": ["UNAVAILABLE", "CANCELLED"],
+}
+SERVICE_CONFIG = {
+    "methodConfig": [
+        {
+            "name": [{"service": _PREDICT.full_name, "method": "Predict"}],
+            "retryPolicy": PREDICT_RETRY_POLICY,
+        }
+    ],
+    "retryThrottling": {"maxTokens": 100, "tokenRatio": 0.1},
+}
 
 
 def channel_options(lb_policy: str = "round_robin") -> list[tuple[str, object]]:
@@ -42,6 +78,12 @@ def channel_options(lb_policy: str = "round_robin") -> list[tuple[str, object]]:
         ("grpc.lb_policy_name", lb_policy),
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.service_config", json.dumps(SERVICE_CONFIG)),
+        # Ours, not one a DNS TXT record could replace.
+        ("grpc.service_config_disable_resolution", 1),
+        ("grpc.enable_retries", 1),
+        # Every request fits, so every request can be retried (held until TF Serving answers).
+        ("grpc.per_rpc_retry_buffer_size", MAX_MESSAGE_BYTES),
         # Notice dead backends on idle connections; TF Serving's default permits 10 s+ pings.
         ("grpc.keepalive_time_ms", 30_000),
         ("grpc.keepalive_timeout_ms", 10_000),
@@ -181,6 +223,7 @@ class TFServingClient:
         output_name: str,
         deadline_seconds: float,
         model_version: int | None = None,
+        version_labels: tuple[str, ...] = (),
         lb_policy: str = "round_robin",
     ) -> None:
         self.target = target
@@ -198,13 +241,19 @@ class TFServingClient:
             response_deserializer=predict_pb2.PredictResponse.FromString,
         )
         self._status = model_service_pb2_grpc.ModelServiceStub(self._channel).GetModelStatus
-        self._encoder = RequestEncoder(self._model_spec(signature=True), input_name, output_name)
+        # One encoder per version label the canary may ask for (None: no label).
+        self._encoders = {
+            label: RequestEncoder(self._model_spec(True, label), input_name, output_name)
+            for label in (None, *version_labels)
+        }
 
-    def _model_spec(self, signature: bool) -> model_pb2.ModelSpec:
+    def _model_spec(self, signature: bool, label: str | None = None) -> model_pb2.ModelSpec:
         spec = model_pb2.ModelSpec(name=self.model_name)
         if signature:
             spec.signature_name = self.signature_name
-        if self.model_version is not None:
+        if label is not None:  # version_label and version are one oneof in ModelSpec
+            spec.version_label = label
+        elif self.model_version is not None:
             spec.version.value = self.model_version
         return spec
 
@@ -215,9 +264,10 @@ class TFServingClient:
         request.inputs[self.input_name].CopyFrom(tensor_proto(batch))
         return request
 
-    def encode_request(self, batch: np.ndarray) -> bytes:
-        """Serialised PredictRequest for a float32 batch. Thread-safe: run it off the loop."""
-        return self._encoder.encode(batch)
+    def encode_request(self, batch: np.ndarray, label: str | None = None) -> bytes:
+        """Serialised PredictRequest for a float32 batch, asking for the version `label` (one
+        given at construction) or the default one. Thread-safe: run it off the loop."""
+        return self._encoders[label].encode(batch)
 
     async def predict(self, batch: np.ndarray) -> Prediction:
         return await self.predict_encoded(self.encode_request(batch))

@@ -2,17 +2,23 @@
 tests, the benchmark and local runs without TensorFlow:
 
     venv/bin/python -m tools.fake_tfserving --port 8500 --latency-ms 20
+    venv/bin/python -m tools.fake_tfserving --versions 3,4 --label stable=3 --label canary=4
 
 Its "model" is real arithmetic on the input tensor: class i scores the mean of channel i % 3
 times (i // 3 + 1), so a caller can tell what tensor arrived (values, channel order, scaling).
+It serves one or more versions, with version labels as TF Serving's model config has them, and
+answers with the version that served the call. On SIGTERM it stops gracefully (no new calls,
+GOAWAY, the calls it holds finish within --grace-seconds), as a gRPC server that drains would.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import logging
-from dataclasses import dataclass
+import signal
+from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
@@ -20,6 +26,7 @@ from typing_extensions import override
 
 from gateway.proto import (
     get_model_status_pb2,
+    model_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
@@ -57,6 +64,11 @@ class Behaviour:
     tensor_content: bool = False  # real TF Serving answers with float_val unless told
     hold: asyncio.Event | None = None  # Predict waits for it: tests keep requests in flight
     scores: list[float] | None = None  # answer these scores (NaN, Inf...) instead of the model's
+    versions: tuple[int, ...] = ()  # the versions loaded; empty: just `version`
+    labels: dict[str, int] = field(default_factory=dict)  # version labels, as TF Serving's
+
+    def loaded(self) -> tuple[int, ...]:
+        return self.versions or (self.version,)
 
 
 class FakeTFServing(
@@ -66,6 +78,8 @@ class FakeTFServing(
     def __init__(self, behaviour: Behaviour | None = None) -> None:
         self.behaviour = behaviour or Behaviour()
         self.predict_calls = 0
+        self.calls_by_version: collections.Counter[int] = collections.Counter()
+        self.retried_calls = 0  # calls that gRPC marked as a retry (grpc-previous-rpc-attempts)
         self.status_calls = 0
         self.last_input: np.ndarray | None = None
         self.last_request: predict_pb2.PredictRequest | None = None
@@ -86,9 +100,10 @@ class FakeTFServing(
         if self._server is not None:
             await self._server.wait_for_termination()
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float | None = None) -> None:
+        """grace None: at once (calls in flight fail); else the calls held get that long."""
         if self._server is not None:
-            await self._server.stop(grace=None)
+            await self._server.stop(grace=grace)
 
     @override
     async def Predict(
@@ -98,6 +113,9 @@ class FakeTFServing(
         start = asyncio.get_running_loop().time()
         self.predict_calls += 1
         self.last_request = request
+        metadata = dict(context.invocation_metadata() or ())
+        if "grpc-previous-rpc-attempts" in metadata:
+            self.retried_calls += 1
         if b.hold is not None:
             await b.hold.wait()
         if b.fail is not None:
@@ -108,6 +126,7 @@ class FakeTFServing(
             await context.abort(
                 grpc.StatusCode.NOT_FOUND, f"Servable not found for request: Latest({spec.name})"
             )
+        version = await self._version(spec, context)
         if spec.signature_name not in ("", b.signature_name):
             await context.abort(
                 grpc.StatusCode.INVALID_ARGUMENT,
@@ -131,10 +150,31 @@ class FakeTFServing(
             out.ClearField("tensor_content")
         response = predict_pb2.PredictResponse()
         response.model_spec.name = b.model_name
-        response.model_spec.version.value = b.version
+        response.model_spec.version.value = version
+        self.calls_by_version[version] += 1
         response.model_spec.signature_name = spec.signature_name or b.signature_name
         response.outputs[b.output_name].CopyFrom(out)
         return response
+
+    async def _version(self, spec: model_pb2.ModelSpec, context: grpc.aio.ServicerContext) -> int:
+        """The version a ModelSpec asks for, with TF Serving's errors."""
+        b = self.behaviour
+        choice = spec.WhichOneof("version_choice")
+        if choice == "version_label":
+            if spec.version_label not in b.labels:
+                await context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    f"Unrecognized servable version label: {spec.version_label}",
+                )
+            return b.labels[spec.version_label]
+        if choice == "version":
+            if spec.version.value not in b.loaded():
+                await context.abort(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"Servable not found for request: Specific({spec.name}, {spec.version.value})",
+                )
+            return spec.version.value
+        return max(b.loaded())
 
     @staticmethod
     def _decode(t: tensor_pb2.TensorProto) -> np.ndarray | None:
@@ -167,20 +207,40 @@ class FakeTFServing(
         return get_model_status_pb2.GetModelStatusResponse(
             model_version_status=[
                 get_model_status_pb2.ModelVersionStatus(
-                    version=b.version, state=b.state, status=status_pb2.StatusProto()
+                    version=version, state=b.state, status=status_pb2.StatusProto()
                 )
+                for version in b.loaded()
             ]
         )
 
 
+def _label(text: str) -> tuple[str, int]:
+    name, _, version = text.partition("=")
+    return name, int(version)
+
+
 async def _serve(args: argparse.Namespace) -> None:
+    versions = tuple(int(v) for v in args.versions.split(",")) if args.versions else ()
     fake = FakeTFServing(
-        Behaviour(latency_s=args.latency_ms / 1000, tensor_content=args.tensor_content)
+        Behaviour(
+            latency_s=args.latency_ms / 1000,
+            tensor_content=args.tensor_content,
+            versions=versions,
+            labels=dict(args.label),
+        )
     )
     port = await fake.start(args.host, args.port)
     logging.info("fake TF Serving on %s:%d", args.host, port)
     print(port, flush=True)  # the benchmark reads the bound port from here
-    await fake.wait()
+    stopping = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stopping.set)
+    waiting = asyncio.ensure_future(fake.wait())
+    await asyncio.wait(
+        [waiting, asyncio.ensure_future(stopping.wait())], return_when=asyncio.FIRST_COMPLETED
+    )
+    if stopping.is_set():
+        await fake.stop(grace=args.grace_seconds)
+    waiting.cancel()
 
 
 def main() -> None:
@@ -189,6 +249,13 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8500)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--tensor-content", action="store_true", help="reply with raw bytes")
+    parser.add_argument("--versions", default="", help="versions loaded, e.g. 3,4 (default 1)")
+    parser.add_argument(
+        "--label", type=_label, action="append", default=[], help="a version label: NAME=VERSION"
+    )
+    parser.add_argument(
+        "--grace-seconds", type=float, default=5.0, help="on SIGTERM, for the calls in flight"
+    )
     logging.basicConfig(level=logging.INFO)
     asyncio.run(_serve(parser.parse_args()))
 

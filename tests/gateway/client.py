@@ -53,7 +53,7 @@ async def until(condition: Callable[[], bool], timeout: float = 2.0) -> None:
 
 
 async def scrape(http: aiohttp.ClientSession, gw: RunningGateway) -> dict[Any, float]:
-    async with http.get(gw.url("/metrics")) as r:
+    async with http.get(gw.metrics_url()) as r:
         assert r.status == 200
         return samples(await r.text())
 

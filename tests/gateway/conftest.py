@@ -82,7 +82,7 @@ async def gateway_factory(
 
     yield start
     for gw in started:
-        await gw.runner.cleanup()
+        await gw.close()
 
 
 @pytest_asyncio.fixture

@@ -14,8 +14,10 @@ import numpy as np
 from aiohttp import web
 from PIL import Image
 
-from gateway.app import create_app, make_runner
+from gateway.app import create_app
+from gateway.contract import METRICS_PATH
 from gateway.netguard import UnresolvableHostError
+from gateway.server import Server
 from gateway.settings import Settings, load_settings
 
 
@@ -168,29 +170,42 @@ def fake_dns(table: dict[str, list[str]]) -> Callable[[str, int], Awaitable[list
 class RunningGateway:
     settings: Settings
     app: web.Application
-    runner: web.AppRunner
+    server: Server
     base: str
+    metrics_base: str
 
     def url(self, path: str) -> str:
         return self.base + path
 
+    def metrics_url(self, path: str = METRICS_PATH) -> str:
+        return self.metrics_base + path
 
-async def start_gateway(tfs_port: int, **overrides: Any) -> RunningGateway:
-    """The real app on a real loopback socket. lookup=/ssl_context= go to create_app,
-    handler_cancellation= to the runner (aiohttp then cancels a handler whose client left)."""
-    app_kwargs = {k: overrides.pop(k) for k in ("lookup", "ssl_context") if k in overrides}
+    async def close(self) -> None:
+        await self.server.close()
+
+
+# create_app's keyword arguments; the rest are settings (and handler_cancellation=).
+_APP_KWARGS = ("lookup", "ssl_context", "rng", "key_check_seconds")
+
+
+async def start_gateway(tfs_port: int | None, **overrides: Any) -> RunningGateway:
+    """The real app (both listeners) on real loopback sockets. lookup=/ssl_context=/rng=/
+    key_check_seconds= go to create_app, handler_cancellation= to the runner (aiohttp then
+    cancels a handler whose client left). tfs_port None: tf_serving_target is in overrides."""
+    app_kwargs = {k: overrides.pop(k) for k in _APP_KWARGS if k in overrides}
     cancel = bool(overrides.pop("handler_cancellation", False))
-    values: dict[str, Any] = {"tf_serving_target": f"127.0.0.1:{tfs_port}"}
+    values: dict[str, Any] = {}
+    if tfs_port is not None:
+        values["tf_serving_target"] = f"127.0.0.1:{tfs_port}"
     values.update(overrides)
     settings = load_settings(**values)
     app = create_app(settings, **app_kwargs)
-    runner = make_runner(app, shutdown_timeout=0.1, handler_cancellation=cancel)
-    try:
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-    except BaseException:
-        await runner.cleanup()
-        raise
-    port = runner.addresses[0][1]
-    return RunningGateway(settings, app, runner, f"http://127.0.0.1:{port}")
+    server = Server(app, final_grace=0.1, handler_cancellation=cancel)
+    await server.start("127.0.0.1", 0, 0)
+    return RunningGateway(
+        settings,
+        app,
+        server,
+        f"http://127.0.0.1:{server.port}",
+        f"http://127.0.0.1:{server.metrics_port}",
+    )

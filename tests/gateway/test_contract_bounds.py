@@ -46,6 +46,12 @@ DEFAULTS: dict[str, Any] = {
     "worker_threads": 0,
     "log_level": c.LogLevel.INFO,
     "access_log": False,
+    "metrics_port": 9697,
+    "api_keys_file": "",
+    "canary_label": "",
+    "canary_percent": 0,
+    "stable_label": "stable",
+    "shutdown_seconds": 0,
 }
 
 
@@ -90,14 +96,20 @@ BOUNDS = [
     ("GATEWAY_READY_TIMEOUT_SECONDS", ["0.001", "60"], ["0", "60.001"]),
     ("GATEWAY_WORKER_THREADS", ["0", "64"], ["-1", "65"]),
     ("GATEWAY_MODEL_VERSION", ["", "1"], ["0", "-1"]),
+    ("GATEWAY_METRICS_PORT", ["1", "65535"], ["0", "65536"]),
+    # With a canary label (a share needs one), in tenths of a percent.
+    ("GATEWAY_CANARY_PERCENT", ["0", "0.1", "99.9", "100"], ["-0.1", "100.1", "12.25"]),
+    ("GATEWAY_SHUTDOWN_SECONDS", ["0", "3600"], ["-0.001", "3600.001"]),
 ]  # fmt: skip
+# Set with every case above: what a variable needs from the others to be valid at all.
+CONTEXT = {"GATEWAY_CANARY_PERCENT": {"GATEWAY_CANARY_LABEL": "canary"}}
 ACCEPTED = [(env, value) for env, ok, _ in BOUNDS for value in ok]
 REFUSED = [(env, value) for env, _, bad in BOUNDS for value in bad]
 
 
 @pytest.mark.parametrize(("env", "value"), ACCEPTED)
 def test_the_value_at_a_bound_is_accepted(env: str, value: str) -> None:
-    settings = load_settings(environ={env: value})
+    settings = load_settings(environ={env: value, **CONTEXT.get(env, {})})
     field = next(var.field for var in c.VARS if var.env == env)
     assert getattr(settings, field) == (None if value == "" else float(value))
 
@@ -105,7 +117,7 @@ def test_the_value_at_a_bound_is_accepted(env: str, value: str) -> None:
 @pytest.mark.parametrize(("env", "value"), REFUSED)
 def test_one_step_beyond_a_bound_is_refused(env: str, value: str) -> None:
     with pytest.raises(SettingsError) as refused:
-        load_settings(environ={env: value})
+        load_settings(environ={env: value, **CONTEXT.get(env, {})})
     assert env in str(refused.value)
 
 

@@ -99,7 +99,6 @@ async def test_the_resolver_turns_idna_failures_into_unresolvable_hosts() -> Non
         ("DELETE", "/predict", "POST"),
         ("POST", "/healthz", "GET,HEAD"),
         ("PATCH", "/readyz", "GET,HEAD"),
-        ("POST", "/metrics", "GET,HEAD"),
     ],
 )
 async def test_405_names_the_allowed_methods(

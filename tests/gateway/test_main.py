@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
-import time
+import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from config.paths import PROJECT_ROOT
-from gateway.__main__ import tune_malloc
+from gateway.__main__ import main, tune_malloc
+from tests.gateway.processes import gateway_env, gateway_process
 
-
-def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_") and k != "PORT"}
-    env.update(extra)
-    return env
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+KEY = "k" * 40
 
 
 def test_invalid_configuration_exits_2_naming_the_variable() -> None:
@@ -34,7 +24,7 @@ def test_invalid_configuration_exits_2_naming_the_variable() -> None:
         [sys.executable, "-m", "gateway"],
         check=False,
         cwd=PROJECT_ROOT,
-        env=_env(GATEWAY_IMAGE_SIZE="huge", GATEWAY_MAX_REDIRECTS="-1"),
+        env=gateway_env(GATEWAY_IMAGE_SIZE="huge", GATEWAY_MAX_REDIRECTS="-1"),
         capture_output=True,
         text=True,
         timeout=30,
@@ -44,32 +34,33 @@ def test_invalid_configuration_exits_2_naming_the_variable() -> None:
     assert "GATEWAY_MAX_REDIRECTS" in result.stderr
 
 
-def test_serves_on_port_and_stops_on_sigterm() -> None:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway"],
-        cwd=PROJECT_ROOT,
-        env=_env(PORT=str(port), GATEWAY_BIND_HOST="127.0.0.1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2) as r:
-                    assert r.status == 200
-                    break
-            except OSError:
-                assert proc.poll() is None, "gateway exited early"
-                assert time.monotonic() < deadline, "gateway did not start"
-                time.sleep(0.1)
+def test_a_bad_key_file_exits_2_naming_the_variable_never_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    keys = tmp_path / "keys"
+    keys.write_text(f"# rotated 2026-12\n{KEY}\nshort-{KEY[:8]}\n")
+    for name, value in gateway_env(GATEWAY_API_KEYS_FILE=str(keys)).items():
+        monkeypatch.setenv(name, value)
+    assert main() == 2  # before anything listens
+    stderr = capsys.readouterr().err
+    assert "GATEWAY_API_KEYS_FILE" in stderr and "line 3" in stderr
+    assert KEY[:8] not in stderr
+
+
+def test_serves_api_and_metrics_on_their_ports_and_stops_on_sigterm() -> None:
+    env = gateway_env()
+    with gateway_process(env) as proc:
+        api, metrics = (
+            f"http://127.0.0.1:{env['PORT']}",
+            f"http://127.0.0.1:{env['GATEWAY_METRICS_PORT']}",
+        )
+        with urllib.request.urlopen(metrics + "/metrics", timeout=5) as r:
+            assert r.status == 200 and b"gateway_requests_total" in r.read()
+        with pytest.raises(urllib.error.HTTPError) as missing:
+            urllib.request.urlopen(api + "/metrics", timeout=5)
+        assert missing.value.code == 404
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
 
 
 def test_malloc_tuning_applies_on_glibc_unless_the_environment_decides(

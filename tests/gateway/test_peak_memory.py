@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import os
 import socket
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import pytest_asyncio
 from PIL import Image
 
 from config.paths import PROJECT_ROOT
+from tests.gateway.processes import gateway_env
 from tools.fake_tfserving import FakeTFServing
 
 pytestmark = pytest.mark.asyncio
@@ -62,10 +62,8 @@ def peak_rss(pid: int) -> int:
 @pytest_asyncio.fixture
 async def deployed_gateway(fake_tfs: FakeTFServing) -> AsyncIterator[tuple[str, int]]:
     port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_") and k != "PORT"}
+    env = gateway_env(PORT=str(port))
     env |= {
-        "PORT": str(port),
-        "GATEWAY_BIND_HOST": "127.0.0.1",
         "GATEWAY_TF_SERVING_TARGET": f"127.0.0.1:{fake_tfs.port}",
         "GATEWAY_WORKER_THREADS": "1",  # the Pulumi program's 1-CPU pod
         "GATEWAY_MEMORY_LIMIT_BYTES": str(LIMIT),

@@ -47,7 +47,12 @@ async def test_upload_answers_probabilities_top_k_and_model(
     order = np.argsort(-expected, kind="stable")[:3]
     assert [t["label"] for t in body["top"]] == [CLOTHING_LABELS[i] for i in order]
     assert body["top"][0]["probability"] == pytest.approx(expected.max(), rel=1e-5)
-    assert body["model"] == {"name": "clothing-model", "version": 1, "signature": "serving_default"}
+    assert body["model"] == {
+        "name": "clothing-model",
+        "version": 1,
+        "signature": "serving_default",
+        "label": None,
+    }
 
 
 @pytest.mark.parametrize(

@@ -198,7 +198,7 @@ async def test_metrics(
     assert (await post_url(http, gateway, image_server.url("/red.png")))[0] == 200
     assert (await post_image(http, gateway, RED_PNG))[0] == 200
     assert (await post_image(http, gateway, b"junk"))[0] == 422
-    async with http.get(gateway.url("/metrics")) as r:
+    async with http.get(gateway.metrics_url()) as r:
         assert r.status == 200
         assert r.content_type == "text/plain"
         found = samples(await r.text())

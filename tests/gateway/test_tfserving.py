@@ -107,9 +107,11 @@ async def test_predict_round_trip(
 async def test_model_version_is_sent_when_pinned(
     fake_tfs: FakeTFServing, make_client: MakeClient
 ) -> None:
-    await make_client(f"127.0.0.1:{fake_tfs.port}", model_version=7).predict(batch())
+    fake_tfs.behaviour.versions = (6, 7, 8)
+    prediction = await make_client(f"127.0.0.1:{fake_tfs.port}", model_version=7).predict(batch())
     assert fake_tfs.last_request is not None
     assert fake_tfs.last_request.model_spec.version.value == 7
+    assert prediction.model_version == 7  # the version that served it, as TF Serving says
 
 
 @pytest.mark.parametrize(
