@@ -41,9 +41,20 @@ class StreamChunks:
     async def read_chunk(self, size: int = CHUNK) -> bytes:
         return await self._stream.read(size)
 
+    def read_buffered(self, size: int = CHUNK) -> bytes | None:
+        """What has arrived already, without waiting: b"" at the end, None if nothing yet."""
+        stream = self._stream
+        if stream.at_eof():
+            return b""
+        return stream.read_nowait(size) or None
+
 
 class _Readable(Protocol):
     async def read(self, n: int = ...) -> bytes: ...
+
+    def read_nowait(self, n: int = ...) -> bytes: ...
+
+    def at_eof(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -72,7 +83,7 @@ class Body:
         self.what = what
         self.size = 0
         self._buffer: bytearray | mmap.mmap = (
-            bytearray(capacity) if capacity <= self.SMALL else mmap.mmap(-1, max(1, capacity))
+            bytearray(capacity) if capacity <= self.SMALL else _private_map(max(1, capacity))
         )
 
     def check_room(self, nbytes: int) -> None:
@@ -108,6 +119,16 @@ class Body:
         self.close()
 
 
+def _private_map(size: int) -> mmap.mmap:
+    """Anonymous private pages: mmap(-1, n) alone maps shared memory (shmem), whose page
+    faults cost about a third more, for a buffer no other process ever sees."""
+    private = getattr(mmap, "MAP_PRIVATE", None)
+    anonymous = getattr(mmap, "MAP_ANONYMOUS", None)
+    if private is None or anonymous is None:  # not a POSIX system
+        return mmap.mmap(-1, size)
+    return mmap.mmap(-1, size, flags=private | anonymous)
+
+
 class TooSlowError(Exception):
     """The sender fell behind its Schedule (the caller picks 408 or 504)."""
 
@@ -138,13 +159,17 @@ async def read_into(
 
 async def _fill(body: Body, source: Chunks, reservation: Reservation, schedule: Schedule) -> None:
     loop = asyncio.get_running_loop()
+    # Bytes that have arrived already are taken without a timer: only waiting needs one.
+    buffered = source.read_buffered if isinstance(source, StreamChunks) else None
     while True:
-        deadline = schedule.next_deadline(body.size)
-        try:
-            async with asyncio.timeout_at(deadline):
-                chunk = await source.read_chunk(CHUNK)
-        except TimeoutError:
-            raise TooSlowError(body.size, deadline < schedule.deadline) from None
+        chunk = buffered(CHUNK) if buffered is not None else None
+        if chunk is None:
+            deadline = schedule.next_deadline(body.size)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    chunk = await source.read_chunk(CHUNK)
+            except TimeoutError:
+                raise TooSlowError(body.size, deadline < schedule.deadline) from None
         if not chunk:
             return
         body.check_room(len(chunk))  # Content-Length may be absent (chunked) or lie: 413

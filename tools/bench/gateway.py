@@ -2,17 +2,21 @@
 
     venv/bin/python -m tools.bench.gateway [--seconds 5] [--levels 1,4,16,64]
 
-One run, one fake TF Serving (a fixed 20 ms per call) and one loopback image server for all
-three servers, each a separate process:
+One run, one fake TF Serving (tools/bench/model.py: a fixed 20 ms per call, requests checked
+but not computed on, so that it takes little of the cores the servers share with it) and one
+loopback image server for all three servers, each a separate process:
   (a) seed: Flask under gunicorn with ONE sync worker, urlopen, full decode, NEAREST (the
       course's gateway, tools/bench/seed_app.py): the reference every ratio is taken to;
   (b) the same code tuned: gunicorn gthread, 2 workers x 16 threads;
   (c) this project's gateway (python -m gateway), 2 decode threads.
 Clients POST {"url": ...} for a 1024x768 JPEG at each concurrency level, then a 12 MP JPEG at
-16 clients; the gateway is also measured with uploads. CPU per request is the server's
-processes' CPU time (all threads and workers) over answered requests; the floor is the seed's
-bare preprocessing of the same image (decode + NEAREST + x/127.5-1), one thread, in this
-process. Refusals (503 + Retry-After) are the gateway shedding load by design, not errors.
+16 clients; the gateway is also measured with uploads. Within each workload the servers take
+turns, three short runs each, so that drifting load on the machine meets all of them. CPU per
+request is the server's processes' CPU time (all threads and workers) over answered requests;
+the floor is the seed's bare preprocessing of the same image (decode + NEAREST + x/127.5-1),
+one thread, in this process, sampled before, between and after the workloads. The CPU of the
+fake, the image server and the load generator is printed too: they share the cores.
+Refusals (503 + Retry-After) are the gateway shedding load by design, not errors.
 Prints figures and ratios and writes docs/gateway-bench.png; asserts nothing.
 """
 
@@ -33,12 +37,15 @@ from config.paths import PROJECT_ROOT
 from gateway.contract import Preprocessing
 from gateway.imaging import ImageSpec, prepare
 from tools.bench import images, report
-from tools.bench.load import Result, drive, free_port, stop, wait_ready
+from tools.bench.load import Result, drive, free_port, merged, stop, wait_ready
 from tools.bench.report import GATEWAY, GATEWAY_UPLOAD, REFERENCE, TUNED, Floor
 
 MODEL_MS = 20
 IMAGES = {"1024x768": "/photo.jpg", "12 MP": "/12mp.jpg"}
 CHART = PROJECT_ROOT / "docs" / "gateway-bench.png"
+FLOOR_SAMPLE_SECONDS = 0.6
+ROUNDS = 3  # short runs per server and workload, taking turns with the other servers
+FAKE, IMAGE_SERVER = "fake TF Serving", "image server"
 
 
 def seed_floor_ms(data: bytes, seconds: float) -> float:
@@ -84,6 +91,8 @@ def seed_server(port: int, tfs_port: int, *, tuned: bool) -> subprocess.Popen[by
 def gateway_server(port: int, tfs_port: int) -> subprocess.Popen[bytes]:
     env = _env() | {
         "PORT": str(port),
+        # Its own free port, so a run never collides with a gateway already on 9697.
+        "GATEWAY_METRICS_PORT": str(free_port()),
         "GATEWAY_BIND_HOST": "127.0.0.1",
         "GATEWAY_TF_SERVING_TARGET": f"127.0.0.1:{tfs_port}",
         "GATEWAY_WORKER_THREADS": str(len(os.sched_getaffinity(0))),
@@ -95,25 +104,35 @@ def gateway_server(port: int, tfs_port: int) -> subprocess.Popen[bytes]:
 
 def measure(
     servers: dict[str, subprocess.Popen[bytes]], ports: dict[str, int], image_port: int, *,
-    levels: list[int], seconds: float, upload: bytes,
+    levels: list[int], seconds: float, photo: dict[str, bytes], floor: dict[str, list[float]],
+    harness: dict[str, int],
 ) -> list[Result]:  # fmt: skip
-    """Every workload on every server, the servers back to back for each workload, so that
-    they meet the same conditions (this machine's other load drifts over minutes)."""
-    workloads: list[tuple[str, str, int, dict[str, str] | bytes]] = []
+    """Every workload on every server. The servers take turns within each workload, in
+    ROUNDS short runs each, so that they meet the same conditions (this machine's other load
+    drifts within seconds). After each workload, with the servers idle, the floor of its
+    image is sampled again."""
+    groups: list[tuple[str, int, list[tuple[str, dict[str, str] | bytes]]]] = []
     for image, path in IMAGES.items():
-        by_url = {"url": f"http://127.0.0.1:{image_port}{path}"}
-        workloads += [(name, image, clients, by_url) for clients in
-                      (levels if image == "1024x768" else [16]) for name in servers]  # fmt: skip
-    workloads.append((GATEWAY_UPLOAD, "1024x768", 16, upload))
+        by_url: dict[str, str] | bytes = {"url": f"http://127.0.0.1:{image_port}{path}"}
+        for clients in levels if image == "1024x768" else [16]:
+            groups.append((image, clients, [(name, by_url) for name in servers]))
+    groups.append(("1024x768", 16, [(GATEWAY_UPLOAD, photo["1024x768"])]))
     results = []
-    for name, image, clients, body in workloads:
-        server = GATEWAY if name == GATEWAY_UPLOAD else name
-        url = f"http://127.0.0.1:{ports[server]}/predict"
-        pid = servers[server].pid
-        result = asyncio.run(drive(name, image, url, body, clients=clients, seconds=seconds,
-                                   pid=pid))  # fmt: skip
-        print(f"  {name:<26} {image:>8} {clients:>3} clients: {result.rps:7.1f} req/s")
-        results.append(result)
+    for image, clients, runs in groups:
+        parts: dict[str, list[Result]] = {name: [] for name, _ in runs}
+        for _ in range(ROUNDS if len(runs) > 1 else 1):
+            for name, body in runs:
+                server = GATEWAY if name == GATEWAY_UPLOAD else name
+                url = f"http://127.0.0.1:{ports[server]}/predict"
+                share = seconds / ROUNDS if len(runs) > 1 else seconds
+                parts[name].append(asyncio.run(drive(
+                    name, image, url, body, clients=clients, seconds=share,
+                    pid=servers[server].pid, harness=harness)))  # fmt: skip
+        for name, _ in runs:
+            result = merged(parts[name])
+            print(f"  {name:<26} {image:>8} {clients:>3} clients: {result.rps:7.1f} req/s")
+            results.append(result)
+        floor[image].append(seed_floor_ms(photo[image], FLOOR_SAMPLE_SECONDS))
     order = {name: i for i, name in enumerate([*servers, GATEWAY_UPLOAD])}
     return sorted(results, key=lambda r: (order[r.server], r.image != "1024x768", r.clients))
 
@@ -136,13 +155,13 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     photo = {name: images.test_image(*size) for name, size in (("1024x768", images.PHOTO),
                                                               ("12 MP", images.BIG))}  # fmt: skip
-    before = {name: seed_floor_ms(data, 1.5) for name, data in photo.items()}
+    samples = {name: [seed_floor_ms(data, 1.5)] for name, data in photo.items()}
     print(f"machine: {report.machine()}; fake TF Serving: {MODEL_MS} ms per call")
     for name, data in photo.items():
         worst, mean = drift(data)
         print(f"  {name} JPEG, {len(data) // 1024} KiB: gateway vs seed pixels (scaled tensor): "
               f"max |diff| {worst:.3f}, mean {mean:.4f}")  # fmt: skip
-    fake = _start([sys.executable, "-m", "tools.fake_tfserving", "--port", "0", "--latency-ms",
+    fake = _start([sys.executable, "-m", "tools.bench.model", "--port", "0", "--latency-ms",
                    str(MODEL_MS)], _env())  # fmt: skip
     server = _start([sys.executable, "-m", "tools.bench.images"], _env())
     servers: dict[str, subprocess.Popen[bytes]] = {}
@@ -155,21 +174,26 @@ def main() -> None:
         servers[GATEWAY] = gateway_server(ports[GATEWAY], tfs_port)
         for name, proc in servers.items():
             wait_ready(f"http://127.0.0.1:{ports[name]}/healthz", proc)
+        harness = {FAKE: fake.pid, IMAGE_SERVER: server.pid}
         results = measure(servers, ports, image_port, levels=levels, seconds=args.seconds,
-                          upload=photo["1024x768"])  # fmt: skip
+                          photo=photo, floor=samples, harness=harness)  # fmt: skip
     finally:
         for proc in [*servers.values(), fake, server]:
             stop(proc)
-    # The floor, measured before and after the load: this machine's other work drifts.
-    after = {name: seed_floor_ms(data, 1.5) for name, data in photo.items()}
-    floor = Floor({name: (before[name] + after[name]) / 2 for name in photo})
-    for name in photo:
+    # Sampled before, between and after the workloads: this machine's other work drifts.
+    for name, data in photo.items():
+        samples[name].append(seed_floor_ms(data, 1.5))
+    floor = Floor(samples)
+    for name, values in samples.items():
         print(
             f"  seed floor, {name}: {floor.by_image[name]:.2f} CPU ms per image "
-            f"(before {before[name]:.2f}, after {after[name]:.2f})"
+            f"({len(values)} samples, {min(values):.2f} to {max(values):.2f})"
         )
     print()
     print(report.table(results, floor))
+    print("\nThe benchmark's own processes, CPU ms per answered request at 16 clients (they")
+    print("share the cores with the server measured; cores busy = server + these, of all cores):")
+    print(report.harness(results, FAKE, IMAGE_SERVER))
     print("\nIssue 11's targets, measured in this run:")
     print("\n".join(report.verdicts(results, floor)))
     # Other work on the machine slows every server and inflates CPU time: say how much there was.

@@ -4,6 +4,7 @@ answered; CPU time of the server's processes (all threads, all workers) read fro
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import socket
 import subprocess
@@ -20,6 +21,7 @@ TICKS = os.sysconf("SC_CLK_TCK")
 # A refused client waits before its next try, as a client honouring Retry-After would (scaled
 # down so the run stays short); without it, refusals would be a busy loop, not load.
 REFUSED_PAUSE_SECONDS = 0.05
+LOAD_GENERATOR = "load generator"
 
 
 def _stat_fields(pid: int) -> list[str]:
@@ -66,6 +68,9 @@ class Result:
     latencies_ms: list[float] = field(default_factory=list)
     refused: int = 0  # 503 with Retry-After: the gateway shedding load, by design
     errors: int = 0  # anything else that is not a 200
+    # CPU seconds of the benchmark's own processes meanwhile (fake TF Serving, image server,
+    # load generator): they share the machine with the server being measured.
+    harness_cpu_s: dict[str, float] = field(default_factory=dict)
 
     @property
     def answered(self) -> int:
@@ -82,15 +87,21 @@ class Result:
     def cpu_ms_per_request(self) -> float:
         return self.cpu_s / max(1, self.answered) * 1000
 
+    def harness_ms_per_request(self, name: str) -> float:
+        return self.harness_cpu_s.get(name, math.nan) / max(1, self.answered) * 1000
+
 
 async def drive(
     server: str, image: str, url: str, payload: dict[str, Any] | bytes, *, clients: int,
-    seconds: float, pid: int,
+    seconds: float, pid: int, harness: dict[str, int] | None = None,
 ) -> Result:  # fmt: skip
     """Warm up (connections, pools), then measure `seconds` of closed-loop load.
 
-    payload: a JSON body ({"url": ...}), or the image's bytes to upload.
+    payload: a JSON body ({"url": ...}), or the image's bytes to upload. harness: name -> pid
+    of the benchmark's other processes, whose CPU is recorded too; "load generator" is this
+    process (only the load runs in it meanwhile).
     """
+    others = dict(harness or {})
     if isinstance(payload, bytes):
         send: dict[str, Any] = {"data": payload, "headers": {"Content-Type": "image/jpeg"}}
     else:
@@ -124,10 +135,29 @@ async def drive(
                 else:
                     result.errors += 1
 
-        cpu0, t0 = cpu_seconds(pid), time.perf_counter()
+        before = {name: cpu_seconds(other) for name, other in others.items()}
+        own0, cpu0, t0 = time.process_time(), cpu_seconds(pid), time.perf_counter()
         await asyncio.gather(*(client() for _ in range(clients)))
         result.seconds = time.perf_counter() - t0
         result.cpu_s = cpu_seconds(pid) - cpu0
+        result.harness_cpu_s = {name: cpu_seconds(other) - before[name] for name, other in
+                                others.items()}  # fmt: skip
+        result.harness_cpu_s[LOAD_GENERATOR] = time.process_time() - own0
+    return result
+
+
+def merged(parts: list[Result]) -> Result:
+    """Several runs of one server and workload as one result."""
+    first = parts[0]
+    result = Result(first.server, first.image, first.clients, 0.0, 0.0)
+    for part in parts:
+        result.seconds += part.seconds
+        result.cpu_s += part.cpu_s
+        result.latencies_ms += part.latencies_ms
+        result.refused += part.refused
+        result.errors += part.errors
+        for name, cpu in part.harness_cpu_s.items():
+            result.harness_cpu_s[name] = result.harness_cpu_s.get(name, 0.0) + cpu
     return result
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from tools.bench.load import Result
+from tools.bench.load import LOAD_GENERATOR, Result
 
 REFERENCE = "seed (1 sync worker)"
 TUNED = "seed tuned (gthread 2x16)"
@@ -33,9 +33,14 @@ COLUMNS = (
 
 @dataclass(frozen=True)
 class Floor:
-    """CPU ms per image of the seed's bare preprocessing, one thread, in this process."""
+    """CPU ms per image of the seed's bare preprocessing, one thread, in this process: the
+    mean of every sample taken in the run (before, between and after the workloads)."""
 
-    by_image: dict[str, float]
+    samples: dict[str, list[float]]
+
+    @property
+    def by_image(self) -> dict[str, float]:
+        return {image: sum(values) / len(values) for image, values in self.samples.items()}
 
     def ratio(self, result: Result) -> float:
         return result.cpu_ms_per_request / self.by_image[result.image]
@@ -72,6 +77,22 @@ def table(results: Sequence[Result], floor: Floor) -> str:
         )  # fmt: skip
         cells = [fmt.format(v) for (_, _, fmt), v in zip(COLUMNS, values, strict=True)]
         lines.append("  ".join(f"{c:>{w}}" for c, (_, w, _) in zip(cells, COLUMNS, strict=True)))
+    return "\n".join(lines)
+
+
+def harness(results: Sequence[Result], fake: str, images: str) -> str:
+    """CPU of the benchmark's own processes per answered request, at 16 clients, and how busy
+    the machine's cores were: what the measured server did not get."""
+    names = ((fake, "fake TF Serving"), (images, "image server"), (LOAD_GENERATOR, "load gen."))
+    head = f"{'server':>26}  {'image':>9}  " + "  ".join(f"{label:>15}" for _, label in names)
+    lines = [head + f"  {'cores busy':>11}", "-" * (len(head) + 13)]
+    cores = len(os.sched_getaffinity(0))
+    for r in results:
+        if r.clients != 16:
+            continue
+        cells = "  ".join(f"{r.harness_ms_per_request(name):15.2f}" for name, _ in names)
+        busy = (r.cpu_s + sum(r.harness_cpu_s.values())) / (r.seconds * cores)
+        lines.append(f"{r.server:>26}  {r.image:>9}  {cells}  {busy * 100:10.0f}%")
     return "\n".join(lines)
 
 
