@@ -12,11 +12,19 @@ import pulumi_kubernetes as k8s
 
 from components import kube
 from components import network_policies as netpol
-from config.gateway import GatewaySettings
+from config.gateway import ApiKeys, GatewaySettings
 from gateway import contract
 from outputs import GATEWAY_CONTAINER_PORT, gateway_service_port
 
 COMPONENT = "gateway"
+# Fixed, so the pod template never changes with the keys: a rotation replaces this Secret's data
+# (pulumi-kubernetes deletes and re-creates a named Secret whose data changes), the kubelet
+# refreshes the mounted file in place and the gateway re-reads it; no pod restarts.
+API_KEYS_SECRET_NAME = "tfserving-gateway-api-keys"
+# What an offline render writes for keys it cannot decrypt: a key file without keys, which the
+# gateway refuses at start-up (it never runs open).
+ENCRYPTED_KEYS_TEXT = "# API keys: a Pulumi secret, not decrypted by the offline render\n"
+METRICS_PORT = contract.METRICS_PORT.default
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,8 @@ class GatewayArgs:
     # TF Serving's pods (by their labels): the only in-cluster destination the gateway needs.
     tf_serving_pods: Mapping[str, str] = field(default_factory=dict)
     load_balancer: kube.LoadBalancer | None = None
+    # The keys clients must send (tfserving:gatewayApiKeys); None: no authentication.
+    api_keys: ApiKeys | None = None
     depends_on: Sequence[pulumi.Resource] = ()
 
 
@@ -51,6 +61,8 @@ def gateway_env(args: GatewayArgs) -> dict[str, pulumi.Input[str]]:
         contract.LISTEN_PORT.field: GATEWAY_CONTAINER_PORT,
         contract.MODEL_NAME.field: args.model_name,
     }
+    if args.api_keys is not None:
+        values[contract.API_KEYS_FILE.field] = contract.API_KEYS_FILE_PATH
     env: dict[str, pulumi.Input[str]] = dict(contract.rendered(values))
     env[contract.TF_SERVING_TARGET.env] = pulumi.Output.from_input(args.tf_serving_target).apply(
         contract.TF_SERVING_TARGET.to_env
@@ -82,6 +94,21 @@ class Gateway(pulumi.ComponentResource):
             f"{name}-gateway-env", metadata=metadata(), data=gateway_env(args), opts=child
         )
         drain = gateway_drain(args)
+        volumes = [
+            k8s.core.v1.VolumeArgs(
+                name="tmp", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi")
+            )
+        ]
+        if args.api_keys is not None:
+            keys = api_keys_secret(f"{name}-gateway-api-keys", args.api_keys, metadata(), child)
+            volumes.append(
+                k8s.core.v1.VolumeArgs(
+                    name="api-keys",
+                    secret=k8s.core.v1.SecretVolumeSourceArgs(
+                        secret_name=kube.name_of(keys), default_mode=0o440
+                    ),
+                )
+            )
         deployment = k8s.apps.v1.Deployment(
             f"{name}-gateway",
             metadata=metadata(),
@@ -89,13 +116,8 @@ class Gateway(pulumi.ComponentResource):
                 selector=selector,
                 labels=labels,
                 containers=[_container(args, env, drain)],
-                volumes=[
-                    k8s.core.v1.VolumeArgs(
-                        name="tmp",
-                        empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="64Mi"),
-                    )
-                ],
-                metrics_port=GATEWAY_CONTAINER_PORT,
+                volumes=volumes,
+                metrics_port=METRICS_PORT,
                 metrics_path=contract.METRICS_PATH,
                 termination_grace_seconds=drain.grace_seconds,
             ),
@@ -146,13 +168,19 @@ def network_policy(
     selector: Mapping[str, str],
     opts: pulumi.ResourceOptions,
 ) -> k8s.networking.v1.NetworkPolicy:
-    """Anyone may call the gateway's HTTP port (it is the front door); it reaches only DNS,
-    TF Serving and the images it downloads."""
+    """Anyone may call the gateway's HTTP port (it is the front door; API keys guard it when it
+    faces the internet); only the monitoring namespaces reach its metrics port. It reaches only
+    DNS, TF Serving and the images it downloads."""
+    ingress = [netpol.ingress_rule(["http"], None)]
+    if args.settings.metrics_namespaces:
+        ingress.append(
+            netpol.ingress_rule(["metrics"], netpol.namespaces(args.settings.metrics_namespaces))
+        )
     return netpol.policy(
         name,
         metadata=metadata,
         selector=selector,
-        ingress=[netpol.ingress_rule(["http"], None)],
+        ingress=ingress,
         egress=egress_rules(args),
         opts=opts,
     )
@@ -185,8 +213,27 @@ def gateway_drain(args: GatewayArgs) -> kube.Drain:
     gateway stops accepting and finishes what it holds: a download and a model call at most."""
     settings = args.settings
     balancer = args.load_balancer if settings.service.load_balancer else None
-    longest = settings.download_timeout_seconds + settings.model_deadline_seconds
-    return kube.drain(0, balancer, after_signal_seconds=longest)
+    values = contract.with_defaults(settings.contract_values())
+    return kube.drain(0, balancer, after_signal_seconds=contract.shutdown_seconds(values))
+
+
+def api_keys_secret(
+    name: str,
+    keys: ApiKeys,
+    metadata: k8s.meta.v1.ObjectMetaArgs,
+    opts: pulumi.ResourceOptions,
+) -> k8s.core.v1.Secret:
+    """The key file, one key per line (the gateway's format), kept secret in Pulumi's state."""
+    text = ENCRYPTED_KEYS_TEXT if keys.encrypted else contract.render_api_keys(keys.keys)
+    return k8s.core.v1.Secret(
+        name,
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name=API_KEYS_SECRET_NAME, namespace=metadata.namespace, labels=metadata.labels
+        ),
+        type="Opaque",
+        string_data={contract.API_KEYS_SECRET_KEY: pulumi.Output.secret(text)},
+        opts=opts,
+    )
 
 
 def _container(
@@ -200,7 +247,10 @@ def _container(
                 config_map_ref=k8s.core.v1.ConfigMapEnvSourceArgs(name=kube.name_of(env))
             )
         ],
-        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=GATEWAY_CONTAINER_PORT)],
+        ports=[
+            k8s.core.v1.ContainerPortArgs(name="http", container_port=GATEWAY_CONTAINER_PORT),
+            k8s.core.v1.ContainerPortArgs(name="metrics", container_port=METRICS_PORT),
+        ],
         resources=kube.resource_requirements(args.settings.resources),
         startup_probe=kube.http_probe(contract.HEALTH_PATH, period=2, failures=30),
         # Ready only while TF Serving reports the model AVAILABLE: no traffic to a blind gateway.
@@ -208,5 +258,17 @@ def _container(
         liveness_probe=kube.http_probe(contract.HEALTH_PATH, period=10, failures=3),
         lifecycle=drain.lifecycle,
         security_context=kube.container_security_context(),
-        volume_mounts=[k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")],
+        volume_mounts=_mounts(args),
     )
+
+
+def _mounts(args: GatewayArgs) -> list[k8s.core.v1.VolumeMountArgs]:
+    mounts = [k8s.core.v1.VolumeMountArgs(name="tmp", mount_path="/tmp")]
+    if args.api_keys is not None:
+        # The directory, not a subPath: subPath mounts never see the Secret's updates.
+        mounts.append(
+            k8s.core.v1.VolumeMountArgs(
+                name="api-keys", mount_path=contract.API_KEYS_MOUNT_DIR, read_only=True
+            )
+        )
+    return mounts

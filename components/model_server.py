@@ -104,6 +104,10 @@ class ModelServer(pulumi.ComponentResource):
             )
         monitoring = self._configmap(f"{name}-monitoring", data=server_config)
         if tfs.uses_model_config(args.models):
+            # A fixed name, so the pod template never changes with it: a new config is a
+            # delete-and-create of this ConfigMap (pulumi-kubernetes replaces ConfigMaps whose
+            # data changes, deleting first when the name is fixed: provider/pkg/provider/diff.go,
+            # provider.go), the kubelet refreshes the mounted file and TF Serving polls it.
             k8s.core.v1.ConfigMap(
                 f"{name}-model-config",
                 metadata=k8s.meta.v1.ObjectMetaArgs(

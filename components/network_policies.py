@@ -34,6 +34,21 @@ def pods(selector: Mapping[str, str]) -> k8s.networking.v1.NetworkPolicyPeerArgs
     )
 
 
+def namespaces(names: Sequence[str]) -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
+    """Every pod of these namespaces (by the name label Kubernetes sets on each namespace)."""
+    return [
+        k8s.networking.v1.NetworkPolicyPeerArgs(
+            namespace_selector=k8s.meta.v1.LabelSelectorArgs(
+                match_expressions=[
+                    k8s.meta.v1.LabelSelectorRequirementArgs(
+                        key="kubernetes.io/metadata.name", operator="In", values=list(names)
+                    )
+                ]
+            )
+        )
+    ]
+
+
 def public_internet() -> list[k8s.networking.v1.NetworkPolicyPeerArgs]:
     """Every IPv4 address but the private ones (the clusters here are IPv4-only)."""
     return [

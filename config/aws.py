@@ -56,7 +56,7 @@ AWS_KEYS = _provider_keys()
 def _is_arm(family: str) -> bool:
     if family in _ARM_FAMILIES:
         return True
-    match = _FAMILY.match(family)
+    match = _FAMILY.fullmatch(family)
     if match is None:
         return False
     return "g" in match.group(3).split("-")[0]

@@ -30,7 +30,7 @@ def choice(options: type[StrEnum]) -> BeforeValidator:
 
 
 def dns_label(value: str) -> str:
-    if len(value) > 63 or not _DNS_LABEL.match(value):
+    if len(value) > 63 or not _DNS_LABEL.fullmatch(value):
         raise ValueError(
             f"must be a valid Kubernetes name (lowercase letters, digits and '-', "
             f"starting and ending with a letter or digit, at most 63 characters), got {value!r}"

@@ -67,7 +67,7 @@ class UpgradePolicy(StrEnum):
 
 
 def _iam_principal(value: str) -> str:
-    if not _IAM_PRINCIPAL.match(value):
+    if not _IAM_PRINCIPAL.fullmatch(value):
         raise ValueError(
             "must be an IAM role or user ARN like arn:aws:iam::123456789012:role/NAME, "
             f"got {value!r}"
@@ -298,7 +298,7 @@ class ClusterSettings(Strict):
                 raise ValueError(
                     f"keys must be add-ons we install ({', '.join(ADDONS)}), got {addon!r}"
                 )
-            if not isinstance(version, str) or not _ADDON_VERSION.match(version):
+            if not isinstance(version, str) or not _ADDON_VERSION.fullmatch(version):
                 raise ValueError(
                     f"{addon} must be an EKS add-on version like v0.8.0-eksbuild.1 "
                     f"(aws eks describe-addon-versions --addon-name {addon}), got {version!r}"

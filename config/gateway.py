@@ -5,12 +5,21 @@ here by the very function the gateway runs on its environment at start-up, so a 
 previews green never deploys a gateway that refuses to start.
 """
 
+import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Self
 
-from pydantic import AfterValidator, BeforeValidator, Field, PrivateAttr, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PlainValidator,
+    PrivateAttr,
+    model_validator,
+)
 
-from config.base import PinnedImage, Strict, image_tag
+from config.base import DnsLabel, PinnedImage, Strict, image_tag
 from config.errors import InvalidSettingError
 from config.paths import PROJECT_ROOT
 from config.service import ServiceSettings
@@ -27,6 +36,61 @@ def checked(var: c.Var[Any]) -> AfterValidator:
 def parsed(var: c.Var[Any]) -> BeforeValidator:
     """The contract's parser for text (enumerations: aliases and case as the gateway reads them)."""
     return BeforeValidator(lambda value: var.parse(value) if isinstance(value, str) else value)
+
+
+@dataclass(frozen=True)
+class ApiKeys:
+    """`tfserving:gatewayApiKeys`: the keys clients must send, a Pulumi secret.
+
+    `encrypted`: the value is the stack file's ciphertext (`{secure: ...}`), which an offline
+    render cannot read; the rendered Secret then holds no key, so a gateway started from it
+    refuses to start rather than run open.
+    """
+
+    keys: tuple[str, ...]
+    encrypted: bool = False
+
+
+API_KEYS_EXAMPLE = "pulumi config set --secret tfserving:gatewayApiKeys '[\"<key>\"]'"
+
+
+def api_keys(value: object) -> ApiKeys:
+    """A JSON list of keys (as the engine hands over the decrypted value), checked by the
+    gateway's own rules; messages name a key's position and length, never its text."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise ValueError(f"must be a JSON list of API keys: {API_KEYS_EXAMPLE}") from None
+    if isinstance(value, dict) and set(value) == {"secure"}:
+        return ApiKeys((), encrypted=True)
+    if not isinstance(value, list):
+        raise ValueError(f"must be a JSON list of API keys: {API_KEYS_EXAMPLE}")
+    try:
+        return ApiKeys(c.check_api_keys(value))
+    except ContractError as error:
+        raise ValueError(f"{error}; a key: openssl rand -base64 32") from None
+
+
+# The stack key's type: the engine hands the value over as text, validated here whole.
+ApiKeysSetting = Annotated[ApiKeys | None, PlainValidator(api_keys)]
+
+
+class CanarySettings(Strict):
+    """`percent` of the gateway's requests go to the model version labelled `label`, the rest to
+    `stableLabel` (both are labels of the gateway's model). 0 rolls back, 100 promotes."""
+
+    label: Annotated[str, checked(c.CANARY_LABEL)]
+    percent: Annotated[int | float, checked(c.CANARY_PERCENT)]
+    stable_label: Annotated[str, checked(c.STABLE_LABEL)] = Field(
+        default=c.STABLE_LABEL.default, alias="stableLabel"
+    )
+
+    @model_validator(mode="after")
+    def _label_given(self) -> Self:
+        if not self.label:
+            raise InvalidSettingError("must name a version label of the model", at="label")
+        return self
 
 
 class GatewaySettings(Strict):
@@ -74,6 +138,11 @@ class GatewaySettings(Strict):
     # Predictions one replica accepts at once; beyond it answers 503 so clients retry elsewhere.
     max_in_flight: Annotated[int, checked(c.MAX_IN_FLIGHT)] = Field(
         default=c.MAX_IN_FLIGHT.default, alias="maxInFlight"
+    )
+    canary: CanarySettings | None = None
+    # Namespaces whose pods may scrape /metrics (its own port, not on the Service).
+    metrics_namespaces: list[DnsLabel] = Field(
+        default_factory=lambda: ["monitoring"], alias="metricsNamespaces"
     )
     _labels: tuple[str, ...] = PrivateAttr(default=c.LABELS.default)
 
@@ -127,6 +196,10 @@ class GatewaySettings(Strict):
             values[c.LABELS.field] = self._labels
         if self.allowed_internal:
             values[c.ALLOWED_INTERNAL.field] = tuple(self.allowed_internal)
+        if self.canary is not None:
+            values[c.CANARY_LABEL.field] = self.canary.label
+            values[c.CANARY_PERCENT.field] = self.canary.percent
+            values[c.STABLE_LABEL.field] = self.canary.stable_label
         return values
 
 
@@ -168,6 +241,9 @@ _KEYS: dict[str, str] = {
     c.LABELS.field: "labels",
     c.ALLOWED_INTERNAL.field: "allowedInternal",
     c.WORKER_THREADS.field: "resources.limits.cpu",
+    c.CANARY_LABEL.field: "canary.label",
+    c.CANARY_PERCENT.field: "canary.percent",
+    c.STABLE_LABEL.field: "canary.stableLabel",
 }
 STACK_KEYS: dict[str, c.Var[Any]] = {
     **{GatewaySettings.model_fields[a].alias or a: var for a, var in _VARS.items()},

@@ -75,7 +75,7 @@ class ModelFolder:
         versions = sorted(
             int(p.name)
             for p in directory.iterdir()
-            if p.is_dir() and _VERSION_DIR.match(p.name) and (p / "saved_model.pb").is_file()
+            if p.is_dir() and _VERSION_DIR.fullmatch(p.name) and (p / "saved_model.pb").is_file()
         )
         files = tuple(
             ModelFile(file.relative_to(directory).as_posix(), file, file.stat().st_size)
@@ -149,7 +149,7 @@ class ModelSettings(Strict):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        if not MODEL_NAME_PATTERN.match(value):
+        if not MODEL_NAME_PATTERN.fullmatch(value):
             raise ValueError(
                 "must start with a letter or digit and hold only letters, digits, '_', '.' "
                 f"and '-', at most 128 (it is part of TF Serving's URL and file path), "
@@ -161,7 +161,7 @@ class ModelSettings(Strict):
     @classmethod
     def _labels(cls, value: dict[str, int] | None) -> dict[str, int] | None:
         for label, version in (value or {}).items():
-            if not _LABEL.match(label):
+            if not _LABEL.fullmatch(label):
                 raise ValueError(
                     f"names must be letters, digits, '_' or '-' starting with a letter, got "
                     f"{label!r}"
@@ -177,7 +177,7 @@ class ModelSettings(Strict):
             return None
         if not value.startswith(("gs://", "s3://")):
             raise ValueError(f"must be a gs:// or s3:// URI, got {value!r}")
-        if value.startswith("s3://") and not _S3_URI.match(value.rstrip("/")):
+        if value.startswith("s3://") and not _S3_URI.fullmatch(value.rstrip("/")):
             raise ValueError(
                 f"must be s3://<bucket>/<prefix>/<name> with a valid bucket name, got {value!r}"
             )

@@ -37,7 +37,7 @@ _QUANTITY = re.compile(
 def parse_quantity(value: str | int | float) -> Decimal:
     """Return the quantity in base units (cores, bytes); raise ValueError naming the bad input."""
     text = str(value).strip()
-    match = _QUANTITY.match(text)
+    match = _QUANTITY.fullmatch(text)
     if match is None:
         raise ValueError(f"is not a Kubernetes quantity (like 500m, 1, 256Mi, 1Gi): {value!r}")
     suffix = match.group("suffix") or ""

@@ -42,7 +42,7 @@ class TlsSettings(Strict):
     @field_validator("certificate_arn")
     @classmethod
     def _acm(cls, value: str) -> str:
-        if not _ACM_CERTIFICATE.match(value):
+        if not _ACM_CERTIFICATE.fullmatch(value):
             raise ValueError(
                 "must be an ACM certificate ARN like arn:aws:acm:us-east-1:123456789012:"
                 f"certificate/<id>, got {value!r}"
@@ -51,7 +51,7 @@ class TlsSettings(Strict):
 
     @property
     def region(self) -> str:
-        match = _ACM_CERTIFICATE.match(self.certificate_arn)
+        match = _ACM_CERTIFICATE.fullmatch(self.certificate_arn)
         assert match is not None  # validated above
         return match.group(1)
 

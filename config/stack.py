@@ -8,18 +8,22 @@ registered; every problem is reported at once, each naming its key.
 
 import difflib
 import json
+import re
 import typing
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Annotated, Any, Literal, Self
 
+import pulumi
+import yaml
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError, model_validator
 
 from config.aws import key_problem, region_problem
 from config.base import DnsLabel, Strict
 from config.cluster import ClusterSettings, Compute, RegistrySettings
 from config.errors import NAMESPACE, InvalidSettingError, SettingsError, describe
-from config.gateway import GatewaySettings
+from config.gateway import API_KEYS_EXAMPLE, ApiKeysSetting, GatewaySettings
 from config.model import ModelSettings, ModelSource
+from config.paths import PROJECT_ROOT
 from config.service import ModelServiceSettings
 from config.workload import AutoscalingSettings, ServerSettings
 
@@ -40,6 +44,8 @@ class StackSettings(Strict):
     service: ModelServiceSettings = ModelServiceSettings()
     autoscaling: AutoscalingSettings = AutoscalingSettings()
     gateway: GatewaySettings = GatewaySettings()
+    # The keys the gateway's clients send: a Pulumi secret of its own (not inside gateway).
+    gateway_api_keys: Annotated[ApiKeysSetting, Field(alias="gatewayApiKeys")] = None
 
     @model_validator(mode="after")
     def _models_fit(self) -> Self:
@@ -67,7 +73,33 @@ class StackSettings(Strict):
                 at="gateway.model",
             )
         self._check_memory()
+        self._check_gateway()
         return self
+
+    def _check_gateway(self) -> None:
+        gateway = self.gateway
+        if self.gateway_api_keys is not None and not gateway.enabled:
+            raise InvalidSettingError(
+                "only applies while tfserving:gateway.enabled is true", at="gatewayApiKeys"
+            )
+        if gateway.enabled and gateway.service.internet_facing and not self.gateway_api_keys:
+            raise InvalidSettingError(
+                "is required while the gateway's load balancer is internet-facing "
+                f"(gateway.service.scheme): anyone could use the model; {API_KEYS_EXAMPLE}",
+                at="gatewayApiKeys",
+            )
+        if gateway.canary is None:
+            return
+        model = self.gateway_model
+        labels = model.labels or {}
+        wanted = [("label", gateway.canary.label), ("stableLabel", gateway.canary.stable_label)]
+        for key, label in wanted:
+            if label and label not in labels:
+                raise InvalidSettingError(
+                    f"{label!r} is not a version label of model {model.name} (labels: "
+                    f"{', '.join(sorted(labels)) or 'none'}); add it to the model's labels",
+                    at=f"gateway.canary.{key}",
+                )
 
     def _check_memory(self) -> None:
         # Every loaded version is in memory, and a reload (a new version, a config change) holds
@@ -95,6 +127,12 @@ class StackSettings(Strict):
     def model(self) -> ModelSettings:
         """The first model: the one the gateway calls unless gateway.model says otherwise."""
         return self.models[0]
+
+    @property
+    def gateway_model(self) -> ModelSettings:
+        """The model the gateway calls."""
+        wanted = self.gateway.model_name
+        return next((m for m in self.models if m.name == wanted), self.model)
 
 
 class MinikubeSettings(StackSettings):
@@ -190,8 +228,84 @@ class EksSettings(StackSettings):
         return self
 
 
-Settings = MinikubeSettings | EksSettings
-TARGETS: dict[str, type[StackSettings]] = {"minikube": MinikubeSettings, "eks": EksSettings}
+# kind's own rule for cluster names (sigs.k8s.io/kind pkg/internal/apis/config/validate.go); the
+# name also becomes part of container and context names, so keep it short.
+_KIND_NAME = re.compile(r"^[a-z0-9.-]{1,40}$")
+
+
+class KindSettings(StackSettings):
+    """A laptop cluster made by kind (Kubernetes in Docker): its context, images loaded into it.
+
+    kind names a cluster's kubeconfig context `kind-<name>`; `kubeContext` follows `clusterName`
+    unless given, and must agree with it (images are loaded with `kind load docker-image --name
+    <clusterName>`, objects go to the context: two different clusters would mean pods whose images
+    are elsewhere). Like minikube it has no cloud load balancer and no GPUs.
+    """
+
+    target: Literal["kind"]
+    cluster_name: str = Field(default="tfserving", alias="clusterName")
+    kube_context: str = Field(default="kind-tfserving", alias="kubeContext")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        for key, model in [("model", data.get("model"))] + [
+            (f"models.{i}", m) for i, m in enumerate(data.get("models") or [])
+        ]:
+            if isinstance(model, dict) and model.get("source") == "s3":
+                raise InvalidSettingError(
+                    "must not be s3 on kind: the model is copied from S3 with the pod's EKS Pod "
+                    "Identity role, which only target eks has; use source configmap (up to 1 MiB) "
+                    "or image here",
+                    at=f"{key}.source",
+                )
+        name = data.get("clusterName")
+        if isinstance(name, str) and "kubeContext" not in data:
+            return {**data, "kubeContext": f"kind-{name}"}
+        return data
+
+    @model_validator(mode="after")
+    def _kind_cluster(self) -> Self:
+        if not _KIND_NAME.fullmatch(self.cluster_name):
+            raise InvalidSettingError(
+                "must be 1-40 lowercase letters, digits, '.' or '-' (kind's rule for cluster "
+                f"names), got {self.cluster_name!r}",
+                at="clusterName",
+            )
+        if self.kube_context != f"kind-{self.cluster_name}":
+            raise InvalidSettingError(
+                f"must be kind-{self.cluster_name} (kind names the context of cluster "
+                f"{self.cluster_name!r} so), got {self.kube_context!r}: images are loaded into "
+                "clusterName and objects sent to kubeContext, which must be the same cluster; set "
+                "clusterName alone",
+                at="kubeContext",
+            )
+        if self.server.gpu:
+            raise InvalidSettingError(
+                "only applies to target eks: kind's nodes are Docker containers without NVIDIA "
+                "GPUs for this project to schedule on; serve on CPUs here (server.gpu: 0)",
+                at="server.gpu",
+            )
+        for key, service in (("service", self.service), ("gateway.service", self.gateway.service)):
+            if service.load_balancer:
+                raise InvalidSettingError(
+                    "must not be LoadBalancer on kind: it never gets an address unless "
+                    "cloud-provider-kind runs, and pulumi up would wait for it until it times out; "
+                    "use NodePort (mapped to 127.0.0.1 by tools/kind/cluster.yaml) or ClusterIP "
+                    "behind the gateway",
+                    at=f"{key}.type",
+                )
+        return self
+
+
+Settings = MinikubeSettings | KindSettings | EksSettings
+TARGETS: dict[str, type[StackSettings]] = {
+    "minikube": MinikubeSettings,
+    "kind": KindSettings,
+    "eks": EksSettings,
+}
 _ADAPTER: TypeAdapter[Settings] = TypeAdapter(Annotated[Settings, Field(discriminator="target")])
 
 
@@ -248,9 +362,28 @@ def _top_level_problems(raw: Mapping[str, str]) -> list[str]:
     return problems
 
 
-def parse(raw: Mapping[str, str]) -> Settings:
-    """Validate a stack's config as Pulumi hands it over: `{"tfserving:model": "<json>", ...}`."""
-    problems = _top_level_problems(raw)
+def _misspelt_target(raw: Mapping[str, str]) -> str | None:
+    """The value of a `tfsrving:target`-like key: the rest is checked against the target meant,
+    not the default one, so the namespace typo is reported without misleading follow-on errors."""
+    for full_key in sorted(raw):
+        namespace, _, key = full_key.partition(":")
+        if (
+            key == "target"
+            and namespace not in (NAMESPACE, *FOREIGN_NAMESPACES)
+            and difflib.get_close_matches(namespace, [NAMESPACE], n=1, cutoff=0.7)
+        ):
+            return raw[full_key]
+    return None
+
+
+# Keys that hold credentials: refused unless Pulumi keeps them encrypted (`--secret`).
+SECRET_KEYS = (f"{NAMESPACE}:gatewayApiKeys",)
+
+
+def parse(raw: Mapping[str, str], secret_keys: Collection[str] = ()) -> Settings:
+    """Validate a stack's config as Pulumi hands it over: `{"tfserving:model": "<json>", ...}`;
+    `secret_keys`: the keys Pulumi stores encrypted."""
+    problems = _top_level_problems(raw) + _plain_text_secrets(raw, secret_keys)
     document: dict[str, Any] = {}
     for full_key, text in sorted(raw.items()):
         namespace, _, key = full_key.partition(":")
@@ -263,7 +396,7 @@ def parse(raw: Mapping[str, str]) -> Settings:
             document[key] = json.loads(text)
         except json.JSONDecodeError:
             problems.append(f"{full_key} must be a mapping of settings, got {text!r}")
-    target = document.setdefault("target", "minikube")
+    target = document.setdefault("target", _misspelt_target(raw) or "minikube")
     if target not in TARGETS:
         raise SettingsError(
             [*problems, f"{NAMESPACE}:target must be one of {', '.join(TARGETS)}, got {target!r}"]
@@ -295,6 +428,28 @@ def parse(raw: Mapping[str, str]) -> Settings:
     return settings
 
 
+def _plain_text_secrets(raw: Mapping[str, str], secret_keys: Collection[str]) -> list[str]:
+    """Credentials written in plain text into the stack file (`pulumi config set` without
+    `--secret`). The stack file's ciphertext (`{secure: ...}`, as an offline render reads it)
+    is encrypted by definition."""
+    problems = []
+    for key in SECRET_KEYS:
+        if key in raw and key not in secret_keys and not _is_ciphertext(raw[key]):
+            problems.append(
+                f"{key} must be stored encrypted, it is plain text in the stack: "
+                f"pulumi config rm {key}, then {API_KEYS_EXAMPLE}"
+            )
+    return problems
+
+
+def _is_ciphertext(text: str) -> bool:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(value, dict) and set(value) == {"secure"}
+
+
 def _aws_problems(raw: Mapping[str, str], settings: "EksSettings") -> list[str]:
     """The AWS provider's keys of an eks stack, and what depends on its region."""
     problems = [
@@ -324,4 +479,20 @@ def load() -> Settings:
     from pulumi.runtime import config as runtime_config  # noqa: PLC0415 - the engine's view
 
     merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    return parse({k: str(v) for k, v in merged.items()})
+    return parse({k: str(v) for k, v in merged.items()}, secret_keys(merged))
+
+
+def secret_keys(config: Mapping[str, object]) -> set[str]:
+    """The keys Pulumi keeps encrypted: as the engine reports them, and as the stack file holds
+    them (`{secure: ...}`), which `pulumi up` always reads from the project's directory."""
+    from pulumi.runtime import config as runtime_config  # noqa: PLC0415 - the engine's view
+
+    found = set(runtime_config.get_config_secret_keys_env())
+    found |= {key for key in config if runtime_config.is_config_secret(key)}
+    stack_file = PROJECT_ROOT / f"Pulumi.{pulumi.get_stack()}.yaml"
+    if stack_file.is_file():
+        document = yaml.safe_load(stack_file.read_text()) or {}
+        for key, value in (document.get("config") or {}).items():
+            if isinstance(value, dict) and set(value) == {"secure"}:
+                found.add(key if ":" in key else f"{NAMESPACE}:{key}")
+    return found

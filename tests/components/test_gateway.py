@@ -72,7 +72,11 @@ def test_gateway_deployment_uses_its_configmap_probes_and_is_hardened(rendered):
     assert container["startupProbe"] == probe("/healthz", 2, 30)
     assert container["readinessProbe"] == probe("/readyz", 5, 2)
     assert container["livenessProbe"] == probe("/healthz", 10, 3)
-    assert container["ports"] == [{"name": "http", "containerPort": 9696}]
+    # /metrics has a port of its own, which no Service exposes (see test_gateway_access.py).
+    assert container["ports"] == [
+        {"name": "http", "containerPort": 9696},
+        {"name": "metrics", "containerPort": 9697},
+    ]
     assert container["resources"] == {
         "requests": {"cpu": "200m", "memory": "128Mi"},
         "limits": {"cpu": "1", "memory": "512Mi"},

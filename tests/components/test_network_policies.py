@@ -98,7 +98,18 @@ def test_gateway_reaches_dns_tf_serving_and_the_public_internet_only():
     rendered = render_stack(next(p for p in ALL_STACKS if p.stem == "Pulumi.gateway"))
     spec = _policy(rendered, "tfserving-gateway-")["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
-    assert spec["ingress"] == [{"ports": [{"protocol": "TCP", "port": "http"}]}]
+    monitoring = {
+        "matchExpressions": [
+            {"key": "kubernetes.io/metadata.name", "operator": "In", "values": ["monitoring"]}
+        ]
+    }
+    assert spec["ingress"] == [
+        {"ports": [{"protocol": "TCP", "port": "http"}]},
+        {
+            "ports": [{"protocol": "TCP", "port": "metrics"}],
+            "from": [{"namespaceSelector": monitoring}],
+        },
+    ]
     assert spec["egress"] == [
         {
             "to": [

@@ -80,7 +80,7 @@ def test_the_model_config_is_polled_in_place_not_rolled(multi):
     assert "subPath" not in mount, "a subPath mount never sees the ConfigMap's updates"
 
 
-def test_changing_labels_updates_the_config_in_place_and_keeps_the_pods(tmp_path, multi):
+def test_changing_labels_rewrites_the_polled_config_and_keeps_the_pods(tmp_path, multi):
     text = (
         (FIXTURES / "Pulumi.multi-model.yaml")
         .read_text()
@@ -90,7 +90,7 @@ def test_changing_labels_updates_the_config_in_place_and_keeps_the_pods(tmp_path
     changed.write_text(text)
     promoted = render_stack(changed)
     assert dict(_model_config(promoted).model_config_list.config[0].version_labels) == {"stable": 2}
-    # Same ConfigMap object, same pod template: an update, no rollout.
+    # Same ConfigMap name, same pod template: no rollout.
     assert _server(promoted) == _server(multi)
 
 

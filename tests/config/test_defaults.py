@@ -76,7 +76,10 @@ COMMON: dict[str, Any] = {
         "modelDeadlineSeconds": 5,
         "allowedInternal": [],
         "maxInFlight": 16,
+        "canary": None,
+        "metricsNamespaces": ["monitoring"],
     },
+    "gatewayApiKeys": None,
 }
 EKS = {
     "cluster": {

@@ -18,7 +18,6 @@ from gateway.errors import ModelError, ModelUnavailableError, UpstreamTimeoutErr
 from gateway.tfserving import PREDICT_METHOD, TFServingClient, channel_options
 from tools.fake_tfserving import FakeTFServing
 
-pytestmark = pytest.mark.asyncio
 # The model's real input, 1 MB serialised: more than gRPC's default per-call retry buffer.
 FULL = np.zeros((1, 299, 299, 3), dtype=np.float32)
 SMALL = np.zeros((1, 8, 8, 3), dtype=np.float32)
@@ -64,6 +63,7 @@ def test_the_policy_is_set_on_the_predict_method_the_client_calls() -> None:
     assert int(str(options["grpc.per_rpc_retry_buffer_size"])) > FULL.nbytes
 
 
+@pytest.mark.asyncio
 @pytest.mark.parametrize("code", [grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED])
 async def test_a_failed_call_is_retried_once_on_the_other_replica(
     pair: tuple[FakeTFServing, FakeTFServing, TFServingClient], code: grpc.StatusCode
@@ -77,6 +77,7 @@ async def test_a_failed_call_is_retried_once_on_the_other_replica(
     assert b.predict_calls == 20
 
 
+@pytest.mark.asyncio
 async def test_a_second_failure_is_the_answer(
     pair: tuple[FakeTFServing, FakeTFServing, TFServingClient],
 ) -> None:
@@ -88,6 +89,7 @@ async def test_a_second_failure_is_the_answer(
     assert a.retried_calls + b.retried_calls == 1
 
 
+@pytest.mark.asyncio
 async def test_other_codes_are_not_retried(
     pair: tuple[FakeTFServing, FakeTFServing, TFServingClient],
 ) -> None:
@@ -98,6 +100,7 @@ async def test_other_codes_are_not_retried(
     assert a.predict_calls + b.predict_calls == 1
 
 
+@pytest.mark.asyncio
 async def test_one_deadline_covers_both_attempts(fake_tfs: FakeTFServing) -> None:
     fake_tfs.behaviour.fail = grpc.StatusCode.UNAVAILABLE
     fake_tfs.behaviour.latency_s = 0.3  # two attempts take 0.6 s, the deadline is 0.5
@@ -112,6 +115,7 @@ async def test_one_deadline_covers_both_attempts(fake_tfs: FakeTFServing) -> Non
     assert fake_tfs.predict_calls == 2
 
 
+@pytest.mark.asyncio
 async def test_a_call_the_gateway_cancels_is_not_retried(fake_tfs: FakeTFServing) -> None:
     fake_tfs.behaviour.hold = asyncio.Event()
     one = client(f"127.0.0.1:{fake_tfs.port}")

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from components.model_server import WORLD_GRPC_ANNOTATION
-from policy import rules
+from policy import resources, rules
 from tests.config.support import render_expecting_error
 from tests.conftest import eks_config, merged, one
 from tools.render import Rendered
@@ -63,7 +63,7 @@ def test_acknowledged_world_grpc_is_annotated_for_the_policy_pack(render_eks, ra
     service = _server(rendered)
     assert [p["name"] for p in service["spec"]["ports"]] == ["http", "grpc"]
     # The program writes exactly what the policy pack reads as the acknowledgement.
-    assert WORLD_GRPC_ANNOTATION == rules.ALLOW_WORLD_GRPC
+    assert WORLD_GRPC_ANNOTATION == resources.ALLOW_WORLD_GRPC
     assert service["metadata"]["annotations"][WORLD_GRPC_ANNOTATION] == "true"
     assert _policy_problems(rendered) == []
     assert rendered.outputs["grpcExternalAddress"].endswith(":8500")

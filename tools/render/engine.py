@@ -133,18 +133,36 @@ class Rendered:
 
 
 def stack_config(stack_file: Path) -> dict[str, str]:
-    """The config of a Pulumi.<stack>.yaml, as the engine hands it to a program (JSON objects)."""
+    """The config of a Pulumi.<stack>.yaml, as the engine hands it to a program (JSON objects).
+
+    A key without a namespace is the project's, as Pulumi reads a stack file (`model:` is
+    `tfserving:model`; pulumi/pulumi sdk/go/common/workspace/loaders.go,
+    stackConfigNamespacedWithProject), so the render sees what `pulumi up` would. A key given
+    both ways is an error: which one Pulumi keeps is not defined.
+    """
     document = yaml.safe_load(stack_file.read_text()) or {}
     config = document.get("config") or {}
     if not isinstance(config, dict):
         raise SettingsError([f"{stack_file}: 'config' must be a mapping"])
-    return {
-        key: value if isinstance(value, str) else json.dumps(value) for key, value in config.items()
-    }
+    found: dict[str, str] = {}
+    problems = []
+    for key, value in config.items():
+        full_key = key if ":" in str(key) else f"{PROJECT}:{key}"
+        if full_key in found or (full_key != key and full_key in config):
+            problems.append(
+                f"{full_key} is given twice, as {full_key} and as {key} (Pulumi reads a key "
+                f"without a namespace as the project's: {key} is {full_key}); keep one"
+            )
+            continue
+        found[full_key] = value if isinstance(value, str) else json.dumps(value)
+    if problems:
+        raise SettingsError(problems)
+    return found
 
 
-def render_stack(stack_file: Path) -> Rendered:
-    """Run the program for one stack file under mocks; raise SettingsError on bad config."""
+def render_stack(stack_file: Path, *, reveal_secrets: bool = False) -> Rendered:
+    """Run the program for one stack file under mocks; raise SettingsError on bad config.
+    Secrets are redacted unless `reveal_secrets` (for tests of what the program sends)."""
     stack = stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
     outputs: dict[str, Any] = {}
 
@@ -156,11 +174,11 @@ def render_stack(stack_file: Path) -> Rendered:
 
     records = run_under_mocks(stack, stack_config(stack_file), program)
     resources = [
-        {k: _whole_numbers(v) for k, v in r.items() if k != "state"}
+        {k: _whole_numbers(v, reveal_secrets) for k, v in r.items() if k != "state"}
         for r in sorted(records, key=lambda r: r["urn"])
     ]
     objects = [
-        _kubernetes_object(r)
+        _kubernetes_object(r, reveal_secrets)
         for r in records
         if r["type"].startswith("kubernetes:") and r["custom"]
     ]
@@ -196,21 +214,43 @@ def run_under_mocks(
         loop.close()
 
 
-def _kubernetes_object(record: dict[str, Any]) -> dict[str, Any]:
+def _kubernetes_object(record: dict[str, Any], reveal_secrets: bool) -> dict[str, Any]:
     # Desired state only: `status` (e.g. a mocked load balancer address) is not for applying.
     state = {k: v for k, v in record["state"].items() if not k.startswith("__") and k != "status"}
     head = {k: state.pop(k) for k in ("apiVersion", "kind", "metadata") if k in state}
-    return _whole_numbers({**head, **state})
+    return _whole_numbers({**head, **state}, reveal_secrets)
 
 
-def _whole_numbers(value: Any) -> Any:
-    """The engine carries numbers as doubles; Kubernetes wants 8501, not 8501.0."""
+# What the render writes in place of a Pulumi secret's value (a Secret's data, an API key):
+# the files are for review and scanners, never for credentials.
+REDACTED = "[secret]"
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    return REDACTED
+
+
+def _is_secret(value: Any) -> bool:
+    # How the engine marks a secret inside properties (pulumi/runtime/rpc.py).
+    return isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig
+
+
+def _whole_numbers(value: Any, reveal_secrets: bool = False) -> Any:
+    """The engine carries numbers as doubles; Kubernetes wants 8501, not 8501.0. Secrets are
+    written redacted."""
+    if _is_secret(value):
+        inner = value.get("value")
+        return _whole_numbers(inner, reveal_secrets) if reveal_secrets else _redacted(inner)
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if isinstance(value, dict):
-        return {k: _whole_numbers(v) for k, v in value.items()}
+        return {k: _whole_numbers(v, reveal_secrets) for k, v in value.items()}
     if isinstance(value, list):
-        return [_whole_numbers(v) for v in value]
+        return [_whole_numbers(v, reveal_secrets) for v in value]
     return value
 
 
