@@ -5,10 +5,13 @@ validate, e.g. a model validator of `tfserving:autoscaling` blaming `maxReplicas
 pydantic's errors into `tfserving:autoscaling.maxReplicas must be >= minReplicas (2), got 1`.
 """
 
+import difflib
+import typing
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pulumi
+from pydantic import BaseModel
 
 NAMESPACE = "tfserving"
 
@@ -79,8 +82,45 @@ def describe(error: Mapping[str, Any]) -> str:
     if kind == "value_error":
         return f"{path} {message}"
     if kind == "extra_forbidden":
-        return f"{path} is not a known setting (check the spelling)"
+        return f"{path} is not a known setting{_suggestion(loc)}"
     if kind == "missing":
         return f"{path} is required"
     fix = _fix(kind, error.get("input"))
     return f"{path}: {message[:1].lower()}{message[1:]}, got {error.get('input')!r}{fix}"
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    """The settings models an annotation holds (through Optional, Annotated, list and dict)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models(arg)]
+
+
+def known_keys(loc: Sequence[str | int]) -> list[str]:
+    """The setting names at `loc`'s parent (e.g. ["autoscaling", "maxReplica"] -> the keys of
+    tfserving:autoscaling), over every target's settings; empty when the path is not a model's."""
+    from config.stack import TARGETS  # noqa: PLC0415 - config.stack imports this module
+
+    models: list[type[BaseModel]] = list(TARGETS.values())
+    for part in loc[:-1]:
+        if isinstance(part, int):  # a list position: the same models
+            continue
+        models = [
+            found
+            for model in models
+            for name, field in model.model_fields.items()
+            if (field.alias or name) == part
+            for found in _models(field.annotation)
+        ]
+    return sorted({f.alias or n for m in models for n, f in m.model_fields.items()})
+
+
+def _suggestion(loc: Sequence[str | int]) -> str:
+    """The closest known key for a misspelt one ("; did you mean X?"), else those known there."""
+    keys = known_keys(loc)
+    if not keys or not loc or not isinstance(loc[-1], str):
+        return " (check the spelling)"
+    match = difflib.get_close_matches(loc[-1], keys, n=1, cutoff=0.6)
+    if match:
+        return f"; did you mean {match[0]}?"
+    return f" (known here: {', '.join(keys)})"

@@ -2,9 +2,10 @@
 
 from typing import assert_never
 
-from config.stack import EksSettings, MinikubeSettings, Settings
+from config.stack import EksSettings, KindSettings, MinikubeSettings, Settings
 from targets.base import Endpoint, Exposure, Platform
 from targets.eks import eks
+from targets.kind import kind
 from targets.minikube import minikube
 
 
@@ -15,6 +16,8 @@ def platform_for(settings: Settings) -> Platform:
             return eks(settings)
         case MinikubeSettings():
             return minikube(settings)
+        case KindSettings():
+            return kind(settings)
         case _:
             assert_never(settings)
 

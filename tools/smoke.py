@@ -9,7 +9,10 @@ Posts {"instances": [1.0, 2.0, 5.0]} and expects half_plus_two's [2.5, 3.0, 4.5]
 exports a gateway (`gatewayUrl` / `gatewayUrlCommand`, or --gateway-url), posts an image to its
 /predict and expects predictions back. A fresh endpoint is often not there yet (pods loading the
 model, a new load balancer not yet in DNS): those cases are retried until --timeout, with a line
-saying what is being waited for. Exit 0 when everything answered right, 1 otherwise.
+saying what is being waited for. What no wait can fix fails at once, with the likely cause: a URL
+command printing a URL without host or port (cluster stopped, wrong kube context), outputs of the
+offline render (mock values), a port-forward that exits. Exit 0 when everything answered right, 1
+otherwise.
 
 --port-forward reaches the Services through the stack's `...PortForwardCommand` outputs instead
 of their node ports, which the host cannot route to with minikube's Docker driver on macOS and
@@ -26,6 +29,7 @@ import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -35,12 +39,12 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import urlsplit
 
 import outputs as out
 from config.paths import PROJECT_ROOT
-from tools.stack_outputs import Outputs, OutputsError, load_outputs, resolve_url
+from tools.stack_outputs import Outputs, OutputsError, likely_cause, load_outputs, resolve_url
 
 INSTANCES = [1.0, 2.0, 5.0]
 EXPECTED = [2.5, 3.0, 4.5]  # half_plus_two: y = 0.5 x + 2
@@ -92,10 +96,12 @@ def post(url: str, body: bytes, content_type: str, timeout: float) -> Response:
 
 def describe_network_error(reason: object, host: str) -> str:
     if isinstance(reason, socket.gaierror):
-        return (
-            f"{host}: the name does not resolve yet (a new AWS load balancer takes a few "
-            "minutes to appear in DNS)"
-        )
+        if ".elb." in host and host.partition(":")[0].endswith(".amazonaws.com"):
+            return (
+                f"{host}: the name does not resolve yet (a new AWS load balancer takes a few "
+                "minutes to appear in DNS)"
+            )
+        return f"{host}: the name does not resolve ({reason})"
     if isinstance(reason, ConnectionRefusedError):
         return f"{host}: connection refused (nothing listens yet: pods starting, model loading?)"
     if isinstance(reason, TimeoutError | socket.timeout):
@@ -200,19 +206,51 @@ _FORWARD = re.compile(r"(\d+):(\d+)(?=\s|$)")  # LOCAL:REMOTE, as kubectl port-f
 
 
 @contextmanager
-def port_forward(command: str, remote_port: int) -> Iterator[int]:
-    """Run a port-forward command in the background; yield the local port for `remote_port`."""
+def port_forward(command: str, remote_port: int, ready_timeout: float = 20.0) -> Iterator[int]:
+    """Run a port-forward command in the background; yield the local port for `remote_port`.
+
+    Fails at once when the command exits before it listens (kubectl cannot reach the cluster,
+    the Service does not exist): its own error, not minutes of refused connections, says why.
+    """
     local = {int(r): int(lo) for lo, r in _FORWARD.findall(command)}.get(remote_port)
     if local is None:
         raise OutputsError(f"`{command}` forwards no local port to {remote_port}")
-    # Its own process group, so the shell and kubectl under it stop together.
-    proc = subprocess.Popen(
-        command, shell=True, cwd=PROJECT_ROOT, start_new_session=True, stdout=subprocess.DEVNULL
-    )
-    try:
-        yield local
-    finally:
-        _stop_group(proc)
+    with tempfile.TemporaryFile("w+") as errors:
+        # Its own process group, so the shell and kubectl under it stop together.
+        proc = subprocess.Popen(
+            command,
+            shell=True,
+            cwd=PROJECT_ROOT,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=errors,
+        )
+        try:
+            _wait_listening(proc, local, ready_timeout, command, errors)
+            yield local
+        finally:
+            _stop_group(proc)
+
+
+def _wait_listening(
+    proc: subprocess.Popen[bytes], port: int, timeout: float, command: str, errors: IO[str]
+) -> None:
+    """Until 127.0.0.1:`port` accepts, or the command has exited (an error), or `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None:
+            errors.seek(0)
+            said = " | ".join(line.strip() for line in errors.read().splitlines() if line.strip())
+            raise OutputsError(
+                f"`{command}` exited (code {code}) before forwarding: {said or 'no output'}"
+                f"{likely_cause(None, command)}"
+            )
+        with socket.socket() as probe:
+            probe.settimeout(0.5)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
 
 
 def _stop_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:

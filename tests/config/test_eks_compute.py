@@ -153,7 +153,7 @@ BAD: list[tuple[str, dict[str, Any], list[str]]] = [
     (
         "kube-context-on-eks",
         {"tfserving:kubeContext": "minikube"},
-        ["tfserving:kubeContext only applies to target minikube, not eks"],
+        ["tfserving:kubeContext only applies to target minikube or kind, not eks"],
     ),
     (
         "too-many-gpus-per-pod",

@@ -128,8 +128,13 @@ def test_sample_images_of_a_demo_model_are_preferred(tmp_path: Path) -> None:
 
 
 def test_dns_failures_are_explained() -> None:
-    message = smoke.describe_network_error(socket.gaierror(-2, "Name or service not known"), "x")
+    error = socket.gaierror(-2, "Name or service not known")
+    nlb = "tfserving-server-0123.elb.us-east-1.amazonaws.com:8501"
+    message = smoke.describe_network_error(error, nlb)
     assert "does not resolve yet" in message and "load balancer" in message
+    # Only an AWS load balancer's name is worth the "new NLB" explanation.
+    other = smoke.describe_network_error(error, "model.internal:8501")
+    assert "load balancer" not in other and "does not resolve" in other
 
 
 def test_retry_stops_at_the_deadline_without_real_waiting() -> None:
@@ -193,3 +198,75 @@ def test_port_forward_command_without_the_port_is_an_error(
     )
     assert smoke.main(["--outputs", str(outputs), "--port-forward", *FAST]) == 1
     assert "forwards no local port to 8501" in capsys.readouterr().err
+
+
+# --- what no wait can fix fails at once, saying the likely cause --------------------------------
+
+MINIKUBE_STOPPED = (
+    # What predictUrlCommand does when minikube is stopped: both substitutions print nothing.
+    """echo "http://$(echo '* The control-plane node minikube host is not running' >&2):"""
+    """$(echo 'The connection to the server was refused' >&2)/v1/models/half_plus_two:predict\""""
+)
+
+
+@pytest.mark.parametrize(
+    ("target", "command", "cause"),
+    [
+        ("minikube", MINIKUBE_STOPPED.replace("echo '*", "echo 'minikube -p minikube ip: *"),
+         "minikube is not running"),
+        ("kind", 'echo "http://127.0.0.1:$(kubectl --context kind-demo get svc x 2>/dev/null)/v1"',
+         "kind cluster 'demo' is not running"),
+        ("eks", 'echo "http://:8501/v1"', "kubectl is not pointed at the stack's cluster"),
+    ],
+    ids=["minikube", "kind", "eks"],
+)  # fmt: skip
+def test_a_url_without_host_or_port_fails_at_once_with_the_likely_cause(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str, command: str, cause: str
+) -> None:
+    outputs = write_outputs(tmp_path, predictUrlCommand=command, target=target)
+    # A long timeout: were it retried, the test would hang instead of failing at once.
+    assert smoke.main(["--outputs", str(outputs), "--timeout", "300", "--interval", "5"]) == 1
+    captured = capsys.readouterr()
+    assert "which has no" in captured.err and cause in captured.err
+    assert "waiting" not in captured.out
+
+
+def test_minikube_stopped_says_what_minikube_and_kubectl_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outputs = write_outputs(tmp_path, predictUrlCommand=MINIKUBE_STOPPED, target="minikube")
+    assert smoke.main(["--outputs", str(outputs), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "'http://:/v1/models/half_plus_two:predict', which has no host and no port" in err
+    assert "host is not running | The connection to the server was refused" in err
+    assert "minikube is not running (`minikube -p minikube status`" in err
+    assert "load balancer" not in err
+
+
+def test_outputs_of_the_offline_render_are_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tools.render import __main__ as render  # noqa: PLC0415 - only this test renders
+
+    assert render.main(["--stack", "eks", "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert smoke.main(["--outputs", str(tmp_path / "outputs.json"), *FAST]) == 1
+    err = capsys.readouterr().err
+    assert "written by the offline render" in err and "mock values" in err
+
+
+def test_a_port_forward_that_exits_fails_at_once_with_its_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    forward = (
+        "echo 'error: context \"kind-tfserving\" does not exist' >&2; exit 1; "
+        "kubectl --context kind-tfserving port-forward svc/x 8501:8501"
+    )
+    outputs = write_outputs(
+        tmp_path, predictUrlCommand="echo http://unused", portForwardCommand=forward
+    )
+    args = ["--outputs", str(outputs), "--port-forward", "--timeout", "300"]
+    assert smoke.main(args) == 1
+    err = capsys.readouterr().err
+    assert "exited (code 1) before forwarding" in err
+    assert 'context "kind-tfserving" does not exist' in err and "kind cluster" in err

@@ -2,14 +2,18 @@
 
     make autoscale-demo STACK=dev
     venv/bin/python -m tools.autoscale --stack dev --steps 2:1m,10:2m,25:2m,0:7m
-    venv/bin/python -m tools.autoscale --plot tools/autoscale/sample.csv --png build/demo.png
+    venv/bin/python -m tools.autoscale --plot docs/autoscale-demo.csv --png build/demo.png
 
 Starts Locust (headless, the step shape of tools/loadtest/locustfile.py) against the stack's predict
 URL, and every --interval seconds reads the HPA (`kubectl get hpa -o json`: current and desired
-replicas, CPU utilisation) and the pods of the Deployment it scales (by its label selector),
-with a one-line progress display. Writes `autoscale.csv` and `autoscale.png` (replicas and CPU
-over time, load steps shaded, the HPA target dashed) to --out. The last step should be a
-cool-down (0 users) longer than the HPA's scale-down window (300 s by default) to see it scale in.
+replicas, CPU utilisation), the pods of the Deployment it scales (by its label selector) and the
+cluster's Ready nodes (`kubectl get nodes -o json`), with a one-line progress display. Writes
+`autoscale.csv` and `autoscale.png` (replicas, nodes and CPU over time, load steps shaded, the
+HPA target dashed) to --out. The last step should be a cool-down (0 users) longer than the HPA's
+scale-down window (300 s by default) to see it scale in.
+
+Before any load starts, the URL and one kubectl read are checked: a stopped cluster or a wrong
+context fails at once, with the likely cause.
 """
 
 import argparse
@@ -21,11 +25,14 @@ from pathlib import Path
 
 import yaml
 
+from config.errors import SettingsError
 from config.paths import PROJECT_ROOT
+from config.stack import parse
 from tools.autoscale.plot import plot
 from tools.autoscale.samples import Kubectl, Sample, progress_line, read_csv, sample_loop, write_csv
 from tools.loadtest.run import locust_command, locust_path, target_env
 from tools.loadtest.steps import parse_steps, total_seconds
+from tools.render.engine import stack_config
 from tools.stack_outputs import OutputsError, load_outputs
 
 # Warm-up, two load steps, then a cool-down longer than the HPA's scale-down window (300 s) plus
@@ -37,12 +44,18 @@ DEFAULT_STEPS = "2:1m,10:2m,25:2m,0:7m"
 
 
 def stack_context(stack: str | None) -> str | None:
-    """`tfserving:kubeContext` from Pulumi.<stack>.yaml, if the stack pins one."""
+    """The kube context of Pulumi.<stack>.yaml: its kubeContext (minikube), the one its
+    clusterName gives (kind), or None (eks: kubectl's current context, set by kubeconfigCommand)."""
     path = PROJECT_ROOT / f"Pulumi.{stack}.yaml"
     if stack is None or not path.is_file():
         return None
-    config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
-    context = config.get("tfserving:kubeContext")
+    try:
+        settings = parse(stack_config(path))
+    except SettingsError:
+        config = (yaml.safe_load(path.read_text()) or {}).get("config") or {}
+        context = config.get("tfserving:kubeContext")
+        return str(context) if context else None
+    context = getattr(settings, "kube_context", None)
     return str(context) if context else None
 
 
@@ -56,6 +69,7 @@ def run_demo(args: argparse.Namespace) -> int:
         outputs["namespace"], outputs["hpaName"], args.context or stack_context(args.stack)
     )
     env = target_env("predict", args.url, None, outputs)
+    source.read()  # fails here, before any load, when the cluster cannot be read
     env |= {"LOADTEST_STEPS": args.steps, "LOADTEST_SPAWN_RATE": "5"}
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""The autoscaling demo's picture: replicas and CPU over time, load steps shaded."""
+"""The autoscaling demo's picture: replicas, nodes and CPU over time, load steps shaded."""
 
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +22,10 @@ def phase_spans(samples: Sequence[Sample]) -> list[tuple[float, float, int]]:
 
 
 def plot(samples: Sequence[Sample], png: Path, title: str) -> None:
-    """Replicas (top) and CPU utilisation (bottom) over time, load steps shaded."""
+    """Replicas and Ready nodes (top), CPU utilisation (bottom) over time, load steps shaded.
+
+    Nodes are drawn when the samples have them (CSVs recorded before they were counted do not).
+    """
     import matplotlib  # noqa: PLC0415 - only the plot needs it, and Agg must be chosen first
 
     matplotlib.use("Agg")
@@ -80,6 +83,18 @@ def plot(samples: Sequence[Sample], png: Path, title: str) -> None:
         color="#1f5fa8",
         label="current replicas",
     )
+    node_samples = [(ti, s.nodes) for ti, s in zip(t, samples, strict=True) if s.nodes is not None]
+    if node_samples:
+        # Beside the pods: on a node autoscaler (EKS) pods wait for nodes; on a laptop it is flat.
+        ax_rep.step(
+            [ti for ti, _ in node_samples],
+            [n for _, n in node_samples],
+            where="post",
+            ls="-.",
+            lw=1.8,
+            color="#7b3fa0",
+            label="nodes ready",
+        )
     for limit in sorted({s.max_replicas for s in samples}):
         ax_rep.axhline(limit, ls=":", lw=1.2, color="#1f5fa8")
         ax_rep.annotate(
@@ -92,7 +107,10 @@ def plot(samples: Sequence[Sample], png: Path, title: str) -> None:
             fontsize=9,
             color="#1f5fa8",
         )
-    top = max(max(s.desired_replicas, s.current_replicas, s.pods, s.max_replicas) for s in samples)
+    top = max(
+        max(s.desired_replicas, s.current_replicas, s.pods, s.max_replicas, s.nodes or 0)
+        for s in samples
+    )
     ax_rep.set_ylim(0, top + 1.2)
     ax_rep.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax_rep.set_ylabel("replicas")

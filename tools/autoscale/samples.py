@@ -1,4 +1,5 @@
-"""What the autoscaling demo samples: the HPA and its pods, read with kubectl, and their CSV."""
+"""What the autoscaling demo samples: the HPA, its pods and the cluster's nodes, read with
+kubectl, and their CSV (older CSVs without the nodes column still read)."""
 
 import csv
 import json
@@ -76,6 +77,20 @@ def count_pods(pods: Mapping[str, Any]) -> tuple[int, int]:
     return alive, ready
 
 
+def count_ready_nodes(nodes: Mapping[str, Any]) -> int:
+    """`kubectl get nodes -o json` -> nodes whose Ready condition is True (a new node counts once
+    its kubelet is up, an old one stops counting when it goes NotReady or is cordoned off)."""
+    ready = 0
+    for node in nodes.get("items", []):
+        conditions = (node.get("status") or {}).get("conditions") or []
+        schedulable = not (node.get("spec") or {}).get("unschedulable")
+        if schedulable and any(
+            c.get("type") == "Ready" and c.get("status") == "True" for c in conditions
+        ):
+            ready += 1
+    return ready
+
+
 # --- samples and their CSV ----------------------------------------------------------------------
 
 
@@ -91,13 +106,21 @@ class Sample:
     max_replicas: int
     pods: int
     ready_pods: int
+    # Ready nodes (None in CSVs recorded before the demo counted them).
+    nodes: int | None = None
 
 
 COLUMNS = [f.name for f in fields(Sample)]
+# The columns of CSVs written before `nodes` was added: still read, nodes unknown.
+COLUMNS_WITHOUT_NODES = [c for c in COLUMNS if c != "nodes"]
 
 
 def make_sample(
-    elapsed: float, steps: Sequence[Step], hpa: HpaStatus, pods: tuple[int, int]
+    elapsed: float,
+    steps: Sequence[Step],
+    hpa: HpaStatus,
+    pods: tuple[int, int],
+    nodes: int | None = None,
 ) -> Sample:
     current = step_at(list(steps), elapsed)
     phase, users = (current[0], current[1].users) if current else (-1, 0)
@@ -112,6 +135,7 @@ def make_sample(
         max_replicas=hpa.max_replicas,
         pods=pods[0],
         ready_pods=pods[1],
+        nodes=nodes,
     )
 
 
@@ -127,7 +151,7 @@ def write_csv(samples: Sequence[Sample], path: Path) -> None:
 def read_csv(path: Path) -> list[Sample]:
     with path.open(newline="") as f:
         reader = csv.DictReader(f)
-        if reader.fieldnames != COLUMNS:
+        if reader.fieldnames not in (COLUMNS, COLUMNS_WITHOUT_NODES):
             raise ValueError(f"{path}: expected columns {COLUMNS}, got {reader.fieldnames}")
         return [
             Sample(
@@ -143,6 +167,7 @@ def read_csv(path: Path) -> list[Sample]:
                 max_replicas=int(row["max_replicas"]),
                 pods=int(row["pods"]),
                 ready_pods=int(row["ready_pods"]),
+                nodes=int(row["nodes"]) if row.get("nodes") else None,
             )
             for row in reader
         ]
@@ -152,10 +177,11 @@ def progress_line(s: Sample, phases: int) -> str:
     cpu = "?" if s.cpu_percent is None else f"{s.cpu_percent}%"
     target = "?" if s.target_cpu_percent is None else f"{s.target_cpu_percent}%"
     phase = f"step {s.phase + 1}/{phases}" if s.phase >= 0 else "done"
+    nodes = "" if s.nodes is None else f" | nodes {s.nodes}"
     return (
         f"[{s.elapsed_s:6.0f}s] {phase} {s.users:3d} users | replicas {s.current_replicas}"
         f" -> {s.desired_replicas} | cpu {cpu:>5} (target {target}) | pods {s.pods}"
-        f" ({s.ready_pods} ready)"
+        f" ({s.ready_pods} ready){nodes}"
     )
 
 
@@ -163,7 +189,9 @@ def progress_line(s: Sample, phases: int) -> str:
 
 
 class Source(Protocol):
-    def read(self) -> tuple[HpaStatus, tuple[int, int]]: ...
+    def read(self) -> tuple[HpaStatus, tuple[int, int], int | None]:
+        """The HPA, (pods alive, pods Ready) of its workload, Ready nodes (None: unknown)."""
+        ...
 
 
 def sample_loop(
@@ -182,16 +210,17 @@ def sample_loop(
         elapsed = clock() - start
         if elapsed > duration:
             return
-        hpa, pods = source.read()
-        yield make_sample(clock() - start, steps, hpa, pods)
+        hpa, pods, nodes = source.read()
+        yield make_sample(clock() - start, steps, hpa, pods, nodes)
         tick += 1
         sleep(max(0.0, start + tick * interval - clock()))
 
 
 class Kubectl:
-    """The HPA and pod counts, read with kubectl (context and namespace fixed)."""
+    """The HPA, pod and node counts, read with kubectl (context and namespace fixed)."""
 
     def __init__(self, namespace: str, hpa: str, context: str | None, timeout: float = 20):
+        self.context = context
         self.base = ["kubectl", *(["--context", context] if context else []), "-n", namespace]
         self.hpa, self.timeout = hpa, timeout
         self.selector: str | None = None
@@ -205,15 +234,25 @@ class Kubectl:
         except FileNotFoundError as exc:
             raise OutputsError("kubectl not found: install it to watch the HPA") from exc
         except subprocess.TimeoutExpired as exc:
-            raise OutputsError(f"`{' '.join(cmd)}` timed out") from exc
+            raise OutputsError(
+                f"`{' '.join(cmd)}` did not answer within {self.timeout:.0f} s{self._hint()}"
+            ) from exc
         if proc.returncode != 0:
-            raise OutputsError(f"`{' '.join(cmd)}` failed: {proc.stderr.strip()}")
+            raise OutputsError(f"`{' '.join(cmd)}` failed: {proc.stderr.strip()}{self._hint()}")
         data: dict[str, Any] = json.loads(proc.stdout)
         return data
 
-    def read(self) -> tuple[HpaStatus, tuple[int, int]]:
+    def _hint(self) -> str:
+        context = self.context or "the current context (kubectl config current-context)"
+        return (
+            f". Is the cluster of {context} running, and is it the stack's cluster? "
+            "(kubectl config get-contexts; --context CONTEXT)"
+        )
+
+    def read(self) -> tuple[HpaStatus, tuple[int, int], int | None]:
         hpa = parse_hpa(self.get_json("hpa", self.hpa))
         if self.selector is None:  # the selector of a Deployment never changes
             kind = hpa.target_kind.lower() or "deployment"
             self.selector = label_selector(self.get_json(kind, hpa.target_name))
-        return hpa, count_pods(self.get_json("pods", "-l", self.selector))
+        pods = count_pods(self.get_json("pods", "-l", self.selector))
+        return hpa, pods, count_ready_nodes(self.get_json("nodes"))

@@ -7,6 +7,10 @@ Writes `kubernetes.yaml` (every Kubernetes object, applyable with `kubectl apply
 `resources.json` (every resource: type, name, parent, provider, dependencies, inputs) and
 `outputs.json` (the stack outputs). No Pulumi CLI, credentials or cluster needed.
 
+What a provider would compute is mocked (tools/render/cloud.py: account 123456789012, image
+digests, load-balancer host names, cluster endpoints): `outputs.json` says so in its `_mock` key,
+and the smoke test, load test and autoscaling demo refuse such a file.
+
 Exit codes: 0 rendered, 2 invalid stack config (the error on stderr, nothing written).
 """
 
@@ -22,6 +26,19 @@ import yaml
 from config.errors import SettingsError
 from config.paths import PROJECT_ROOT
 from tools.render.engine import Rendered, render_stack
+from tools.stack_outputs import MOCK_KEY
+
+MOCK_NOTE = (
+    "mock values: written by the offline render (python -m tools.render), which asks no cloud "
+    "or cluster; account 123456789012, image digests, load-balancer host names and cluster "
+    "endpoints are made up. A deployed stack's outputs: pulumi stack output --json"
+)
+
+
+def outputs_file(outputs: dict[str, object]) -> dict[str, object]:
+    """The stack outputs as outputs.json holds them: still one JSON object of outputs, plus the
+    `_mock` note (no stack output can start with `_`: outputs.py names them all)."""
+    return {MOCK_KEY: MOCK_NOTE, **outputs}
 
 
 def write(rendered: Rendered, out: Path) -> None:
@@ -30,7 +47,10 @@ def write(rendered: Rendered, out: Path) -> None:
     files = {
         "kubernetes.yaml": yaml.safe_dump_all(rendered.kubernetes_objects, sort_keys=False),
         "resources.json": json.dumps(rendered.resources, indent=2, default=str) + "\n",
-        "outputs.json": json.dumps(rendered.outputs, indent=2, sort_keys=True, default=str) + "\n",
+        "outputs.json": json.dumps(
+            outputs_file(rendered.outputs), indent=2, sort_keys=True, default=str
+        )
+        + "\n",
     }
     # Temporary files are private (0600); the results get the usual mode for new files.
     umask = os.umask(0)
@@ -74,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     write(rendered, args.out)
     print(
         f"rendered stack {rendered.stack}: {len(rendered.kubernetes_objects)} Kubernetes objects, "
-        f"{len(rendered.resources)} resources -> {args.out}"
+        f"{len(rendered.resources)} resources -> {args.out} (outputs.json: mock values)"
     )
     return 0
 

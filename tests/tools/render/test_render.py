@@ -5,17 +5,17 @@ import os
 import stat
 from pathlib import Path
 
-import kubernetes_validate
 import pytest
 import yaml
 
 from tests.conftest import FIXTURE_STACK_FILES, STACK_FILES
-from tests.crds import custom_resource_problems, is_custom_resource
+from tests.crds import is_custom_resource
+from tools import validate
 from tools.render import __main__ as render
 from tools.render.engine import autoname, render_stack
+from tools.stack_outputs import MOCK_KEY
 
-# EKS supports 1.33-1.36 here; 1.30-1.32 for clusters of your own (minikube, kind).
-KUBERNETES_VERSIONS = ["1.30", "1.31", "1.32", "1.33", "1.34", "1.35", "1.36"]
+KUBERNETES_VERSIONS = validate.KUBERNETES_VERSIONS
 
 
 @pytest.fixture(
@@ -27,21 +27,18 @@ def rendered(request):
     return render_stack(request.param)
 
 
+# tools.validate is what `make validate` runs: the same check, with the schemas loaded once.
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_every_object_is_valid_under_strict_schemas(rendered, version):
     builtin = [o for o in rendered.kubernetes_objects if not is_custom_resource(o)]
     assert builtin
-    for obj in builtin:
-        try:
-            kubernetes_validate.validate(obj, version, strict=True)
-        except kubernetes_validate.ValidationError as error:
-            pytest.fail(f"{obj['kind']}/{obj['metadata']['name']} invalid on {version}: {error}")
+    assert validate.problems(builtin, [version]) == []
 
 
 def test_every_custom_resource_is_valid_under_its_published_crd(rendered):
-    for obj in rendered.kubernetes_objects:
-        if is_custom_resource(obj):
-            assert custom_resource_problems(obj) == [], obj["metadata"]["name"]
+    custom = [o for o in rendered.kubernetes_objects if is_custom_resource(o)]
+    assert validate.problems(custom) == []
+    assert validate.summary(rendered.kubernetes_objects).custom == len(custom)
 
 
 def test_every_resource_is_listed_with_its_identity(rendered):
@@ -105,6 +102,11 @@ def test_cli_writes_applyable_yaml_and_json(tmp_path, capsys):
     assert len(resources) > len(documents)  # plus provider and component
     outputs = json.loads((out / "outputs.json").read_text())
     assert outputs["modelName"] == "half_plus_two"
+    # Labelled as mock values, and otherwise exactly the stack outputs.
+    assert "mock values" in outputs.pop(MOCK_KEY)
+    assert outputs == json.loads(
+        json.dumps(render_stack(STACK_FILES[0].parent / "Pulumi.dev.yaml").outputs)
+    )
     assert "minikube" in outputs["predictUrlCommand"] and ":predict" in outputs["predictUrlCommand"]
 
 
