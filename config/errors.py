@@ -99,7 +99,7 @@ def _models(annotation: Any) -> list[type[BaseModel]]:
 def known_keys(loc: Sequence[str | int]) -> list[str]:
     """The setting names at `loc`'s parent (e.g. ["autoscaling", "maxReplica"] -> the keys of
     tfserving:autoscaling), over every target's settings; empty when the path is not a model's."""
-    from config.stack import TARGETS  # noqa: PLC0415 - config.stack imports this module
+    from config.settings import TARGETS  # noqa: PLC0415 - config.settings imports this module
 
     models: list[type[BaseModel]] = list(TARGETS.values())
     for part in loc[:-1]:

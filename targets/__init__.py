@@ -2,7 +2,7 @@
 
 from typing import assert_never
 
-from config.stack import EksSettings, KindSettings, MinikubeSettings, Settings
+from config.settings import EksSettings, KindSettings, MinikubeSettings, Settings
 from targets.base import Endpoint, Exposure, Platform
 from targets.eks import eks
 from targets.kind import kind

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from config.cluster import NodeGroupSettings
-from config.stack import EksSettings
+from config.settings import EksSettings
 
 # What the DaemonSets on every node request (VPC CNI + its policy agent, kube-proxy, the Pod
 # Identity agent; the NVIDIA plugin on GPU nodes), rounded up.

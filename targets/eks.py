@@ -16,7 +16,7 @@ from config.cluster import Compute, GpuNodePoolSettings
 from config.errors import SettingsError
 from config.model import ModelSettings, ModelSource
 from config.service import ServiceSettings, ServiceType
-from config.stack import EksSettings
+from config.settings import EksSettings
 from outputs import CLUSTER_NAME, KUBECONFIG, KUBECONFIG_COMMAND
 from targets import capacity
 from targets.base import Exposure, Platform, url

@@ -34,7 +34,7 @@ import outputs
 from components import kube
 from components.container_image import ContainerImage, ContainerImageArgs, ImageBuild
 from config.service import ServiceType
-from config.stack import KindSettings
+from config.settings import KindSettings
 from targets.base import Exposure, Platform, url
 
 # kubernetes-sigs/metrics-server's chart (charts/metrics-server/Chart.yaml: version 3.13.1,

@@ -9,7 +9,7 @@ import outputs
 from components import kube
 from components.container_image import ContainerImage, ContainerImageArgs, ImageBuild
 from config.service import ServiceType
-from config.stack import MinikubeSettings
+from config.settings import MinikubeSettings
 from targets.base import Exposure, Platform, url
 
 

@@ -2,7 +2,8 @@
 
 from typing import Any
 
-from config.stack import EksSettings, MinikubeSettings, parse
+from config.settings import EksSettings, MinikubeSettings
+from config.stack import parse
 
 RESOURCES = {
     "requests": {"cpu": "250m", "memory": "256Mi"},

@@ -9,7 +9,8 @@ from config.cluster import CapacityType, NatGateways
 from config.errors import SettingsError
 from config.model import ModelSource
 from config.service import ServiceType
-from config.stack import EksSettings, MinikubeSettings, parse
+from config.settings import EksSettings, MinikubeSettings
+from config.stack import parse
 from tests.config.support import MODEL, SERVER, SERVICE
 from tests.conftest import dev_config, eks_config
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 import yaml
 
-from config.stack import KindSettings, parse
+from config.settings import KindSettings
+from config.stack import parse
 from tests.conftest import PROJECT_ROOT, one, one_resource, resources_of, write_stack
 from tools.kind import __main__ as kind_tool
 from tools.render import Rendered, render_stack

@@ -21,7 +21,8 @@ import yaml
 
 from config.errors import SettingsError
 from config.paths import PROJECT_ROOT
-from config.stack import KindSettings, parse
+from config.settings import KindSettings
+from config.stack import parse
 from tools.render.engine import render_stack, stack_config
 
 IMAGE_TYPE = "docker-build:index:Image"
