@@ -6,65 +6,33 @@ Also the Dependabot config, and zizmor (the workflow security linter) run for re
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from config.paths import PROJECT_ROOT
-
-GITHUB = PROJECT_ROOT / ".github"
-WORKFLOWS = GITHUB / "workflows"
-DEPENDABOT = GITHUB / "dependabot.yml"
-FILES = sorted(WORKFLOWS.glob("*.yml"))
-CHECK_JSONSCHEMA = [sys.executable, "-m", "check_jsonschema"]
-ZIZMOR = Path(sys.executable).parent / "zizmor"
-# owner/repo[/path]@<40 hex commit> # vMAJOR.MINOR.PATCH: never a tag, @main or @latest, which
-# can be moved to other code; the comment says which release the commit is (Dependabot updates
-# both together).
-USES = re.compile(r"^\s*(?:-\s+)?uses:")
-USES_LINE = re.compile(
-    r"^\s*(?:-\s+)?uses:\s+(?P<action>[\w.-]+/[\w.-]+(?:/[\w./-]+)?)@(?P<ref>\S+)"
-    r"(?:\s+#\s*(?P<comment>.*?))?\s*$"
+from tests.workflows.support import (
+    AWS_CREDENTIALS,
+    CHECK_JSONSCHEMA,
+    DEPENDABOT,
+    DEV_PASSPHRASE,
+    EKS_JOBS,
+    FILES,
+    GITHUB,
+    PULUMI_ACTION,
+    SHA,
+    USES,
+    USES_LINE,
+    VERSION_COMMENT,
+    WORKFLOWS,
+    ZIZMOR,
+    jobs,
+    load,
+    load_path,
+    pulumi_step,
+    steps_using,
 )
-SHA = re.compile(r"^[0-9a-f]{40}$")
-VERSION_COMMENT = re.compile(r"^v(?P<major>\d+)\.\d+\.\d+$")
-PULUMI_ACTION = "pulumi/actions@"
-AWS_CREDENTIALS = "aws-actions/configure-aws-credentials@"
-DEV_PASSPHRASE = "tfserving-dev-only"
-# Every job that touches the eks stack with AWS credentials, and the environment it runs in.
-EKS_JOBS = {
-    ("preview.yml", "eks"): "eks-preview",
-    ("deploy.yml", "deploy"): "eks",
-    ("destroy.yml", "destroy"): "eks",
-}
-
-
-def load_path(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text())
-    assert isinstance(data, dict)
-    if True in data:  # YAML 1.1 reads the key `on` as a boolean
-        data["on"] = data.pop(True)
-    return data
-
-
-def load(name: str) -> dict[str, Any]:
-    return load_path(WORKFLOWS / name)
-
-
-def jobs(workflow: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return workflow["jobs"]
-
-
-def steps_using(job: dict[str, Any], action: str) -> list[dict[str, Any]]:
-    return [s for s in job.get("steps", []) if str(s.get("uses", "")).startswith(action)]
-
-
-def pulumi_step(job: dict[str, Any]) -> dict[str, Any]:
-    (step,) = steps_using(job, PULUMI_ACTION)
-    return step["with"]
 
 
 def test_the_four_workflows_exist() -> None:
@@ -393,224 +361,3 @@ def test_destroy_is_manual_and_confirmed() -> None:
     assert job["needs"] == "check"
     assert job["environment"]["name"] == "eks"
     assert (pulumi_step(job)["command"], pulumi_step(job)["stack-name"]) == ("destroy", "eks")
-
-
-# --- the scripts, run for real ----------------------------------------------------------------
-
-
-def step_script(name: str, job_id: str, step_id: str) -> str:
-    (step,) = [s for s in jobs(load(name))[job_id]["steps"] if s.get("id") == step_id]
-    assert "${{" not in step["run"]  # everything comes in through env, nothing is templated
-    return str(step["run"])
-
-
-def check_script(name: str, job_id: str) -> str:
-    return step_script(name, job_id, "check")
-
-
-def run_script(script: str, tmp_path: Path, env: dict[str, str]) -> tuple[int, str, str]:
-    out = tmp_path / "github_output"
-    out.write_text("")
-    proc = subprocess.run(
-        ["bash", "-e", "-c", script],
-        cwd=tmp_path,
-        env={"PATH": "/usr/bin:/bin", "GITHUB_OUTPUT": str(out), **env},
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    return proc.returncode, proc.stdout, out.read_text()
-
-
-run_check = run_script
-
-CONFIGURED = {
-    "BACKEND_URL": "s3://state-bucket/tfserving",
-    "ROLE_ARN": "arn:aws:iam::123456789012:role/tfserving-ci",
-    "HEAD_REPO": "owner/tfserving",
-    "BASE_REPO": "owner/tfserving",
-    "ACTOR": "octocat",
-}
-ROLE_VARIABLE = {"preview.yml": "AWS_PREVIEW_ROLE_ARN", "deploy.yml": "AWS_ROLE_ARN"}
-
-
-@pytest.mark.parametrize(
-    ("name", "job_id"), [("preview.yml", "eks-config"), ("deploy.yml", "eks-config")]
-)
-def test_unconfigured_repository_gets_a_notice_and_a_skip(
-    name: str, job_id: str, tmp_path: Path
-) -> None:
-    script = check_script(name, job_id)
-    code, stdout, outputs = run_check(script, tmp_path, {})
-    assert code == 0  # skipping is not failing
-    assert stdout.startswith(
-        "::notice title=eks skipped::not configured: stack file Pulumi.eks.yaml"
-    )
-    for missing in ("PULUMI_BACKEND_URL", ROLE_VARIABLE[name], "AWS_REGION"):
-        assert f"variable {missing}" in stdout
-    assert "enabled=false" in outputs.splitlines()
-
-
-def test_the_preview_never_falls_back_to_the_deploy_role(tmp_path: Path) -> None:
-    (tmp_path / "Pulumi.eks.yaml").write_text('config:\n  aws:region: "eu-west-1"\n')
-    env = {**CONFIGURED, "ROLE_ARN": ""}  # only AWS_ROLE_ARN would be set: ROLE_ARN is empty
-    code, stdout, outputs = run_check(check_script("preview.yml", "eks-config"), tmp_path, env)
-    assert code == 0
-    assert stdout == (
-        "::notice title=eks skipped::not configured: variable AWS_PREVIEW_ROLE_ARN (the "
-        "read-only preview role). See README, CI/CD.\n"
-    )
-    assert "enabled=false" in outputs.splitlines()
-
-
-@pytest.mark.parametrize(
-    "who", [{"HEAD_REPO": "someone/tfserving"}, {"ACTOR": "dependabot[bot]"}], ids=str
-)
-def test_fork_and_dependabot_pull_requests_skip_the_eks_preview(
-    who: dict[str, str], tmp_path: Path
-) -> None:
-    (tmp_path / "Pulumi.eks.yaml").write_text('config:\n  aws:region: "eu-west-1"\n')
-    script = check_script("preview.yml", "eks-config")
-    code, stdout, outputs = run_check(script, tmp_path, {**CONFIGURED, **who})
-    assert code == 0
-    assert stdout.startswith("::notice title=eks skipped::no credentials for a pull request")
-    assert outputs.splitlines() == ["enabled=false"]
-
-
-@pytest.mark.parametrize(
-    ("name", "job_id"), [("preview.yml", "eks-config"), ("deploy.yml", "eks-config")]
-)
-def test_configured_repository_runs_with_the_stack_region(
-    name: str, job_id: str, tmp_path: Path
-) -> None:
-    (tmp_path / "Pulumi.eks.yaml").write_text('config:\n  aws:region: "eu-west-1"\n')
-    code, stdout, outputs = run_check(check_script(name, job_id), tmp_path, CONFIGURED)
-    assert (code, stdout) == (0, "")
-    assert outputs.splitlines() == ["region=eu-west-1", "enabled=true"]
-    _, _, outputs = run_check(
-        check_script(name, job_id), tmp_path, {**CONFIGURED, "REGION": "us-east-2"}
-    )
-    assert outputs.splitlines() == ["region=us-east-2", "enabled=true"]
-
-
-def test_destroy_refuses_without_the_typed_stack_name(tmp_path: Path) -> None:
-    script = check_script("destroy.yml", "check")
-    code, stdout, _ = run_check(script, tmp_path, {**CONFIGURED, "CONFIRM": "yes", "REGION": "x"})
-    assert code == 1
-    assert "::error title=not confirmed::" in stdout
-    code, _, outputs = run_check(script, tmp_path, {**CONFIGURED, "CONFIRM": "eks", "REGION": "x"})
-    assert (code, outputs) == (0, "region=x\n")
-    code, stdout, _ = run_check(script, tmp_path, {"CONFIRM": "eks", "REGION": "x"})
-    assert code == 1
-    assert "missing variable PULUMI_BACKEND_URL, variable AWS_ROLE_ARN" in stdout
-
-
-@pytest.mark.parametrize(("where", "environment"), EKS_JOBS.items(), ids=str)
-def test_the_passphrase_guard_runs_first(where: tuple[str, str], environment: str) -> None:
-    name, job_id = where
-    first = jobs(load(name))[job_id]["steps"][0]
-    assert first["id"] == "passphrase"
-    assert first["env"] == {"ENVIRONMENT": environment}
-
-
-@pytest.mark.parametrize(("where", "environment"), EKS_JOBS.items(), ids=str)
-@pytest.mark.parametrize(
-    ("passphrase", "error"),
-    [
-        ("", "::error title=no passphrase::secret PULUMI_CONFIG_PASSPHRASE is not set in "),
-        (DEV_PASSPHRASE, "::error title=dev passphrase::the eks stack must not use the public "),
-    ],
-)
-def test_an_eks_job_refuses_an_empty_or_the_dev_passphrase(
-    where: tuple[str, str], environment: str, passphrase: str, error: str, tmp_path: Path
-) -> None:
-    script = step_script(*where, "passphrase")
-    env = {"ENVIRONMENT": environment, "PULUMI_CONFIG_PASSPHRASE": passphrase}
-    code, stdout, _ = run_script(script, tmp_path, env)
-    assert code == 1
-    assert stdout.startswith(error)
-    assert f"environment {environment}" in stdout
-    assert DEV_PASSPHRASE not in stdout.replace(error, "")  # never echoes a passphrase
-
-
-@pytest.mark.parametrize(("where", "environment"), EKS_JOBS.items(), ids=str)
-def test_an_eks_job_accepts_a_real_passphrase(
-    where: tuple[str, str], environment: str, tmp_path: Path
-) -> None:
-    script = step_script(*where, "passphrase")
-    env = {"ENVIRONMENT": environment, "PULUMI_CONFIG_PASSPHRASE": "correct horse battery"}
-    assert run_script(script, tmp_path, env) == (0, "", "")
-
-
-# --- the same checks on a laptop: Makefile targets (printed with `make -n`, nothing runs) -------
-
-
-def make_n(*args: str) -> str:
-    proc = subprocess.run(
-        ["make", "-n", "--no-print-directory", *args],
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    return proc.stdout
-
-
-@pytest.mark.parametrize("target", ["preview", "up"])
-def test_make_preview_and_up_run_the_policy_pack(target: str) -> None:
-    out = make_n(target, "STACK=dev", "-W", "policy/requirements.txt")
-    assert "policy/venv/bin/pip install --quiet --disable-pip-version-check -r " in out
-    (command,) = [line for line in out.splitlines() if f"pulumi {target} --stack dev" in line]
-    assert command.endswith("--policy-pack policy")
-
-
-def test_make_test_runs_zizmor_offline() -> None:
-    out = make_n("test")
-    (command,) = [line for line in out.splitlines() if "/zizmor " in line]
-    assert command.split()[1:] == [
-        "--offline",
-        "--strict-collection",
-        "--config",
-        ".github/zizmor.yml",
-        ".github",
-    ]
-    assert "zizmor==1.32.0" in (PROJECT_ROOT / "requirements-dev.txt").read_text().splitlines()
-
-
-@pytest.mark.parametrize(
-    ("stack", "skipped"), [("dev", "CKV_K8S_40,CKV_K8S_43,CKV_K8S_15"), ("eks", "CKV_K8S_40")]
-)
-def test_make_scan_runs_checkov_offline_in_its_own_venv(
-    stack: str, skipped: str, tmp_path: Path
-) -> None:
-    out = make_n("scan", f"STACK={stack}", "-W", "tools/scan/requirements.txt")
-    assert "build/checkov-venv/bin/pip install" in out
-    assert "-r tools/scan/requirements.txt" in out
-    assert "checkov==3.3.30" in (PROJECT_ROOT / "tools/scan/requirements.txt").read_text()
-    assert f"--stack {stack} --out build/{stack}" in out  # scans a fresh render
-    # Run the printed shell for real with a stand-in checkov that prints its arguments.
-    script = out[out.index("skip=") :]
-    fake = tmp_path / "build" / "checkov-venv" / "bin" / "checkov"
-    fake.parent.mkdir(parents=True)
-    fake.write_text('#!/bin/sh\necho "$@"\n')
-    fake.chmod(0o755)
-    (tmp_path / f"Pulumi.{stack}.yaml").write_text(
-        (PROJECT_ROOT / f"Pulumi.{stack}.yaml").read_text()
-    )
-    proc = subprocess.run(
-        ["sh", "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=30, check=True
-    )
-    assert proc.stdout.split() == [
-        "--file",
-        f"build/{stack}/kubernetes.yaml",
-        "--framework",
-        "kubernetes",
-        "--skip-download",
-        "--quiet",
-        "--compact",
-        "--skip-check",
-        skipped,
-    ]
