@@ -1,36 +1,18 @@
 """Rules for AWS resources: ECR repositories and EKS nodes without public addresses."""
 
 try:
-    from policy.resources import (
-        ECR_REPOSITORY,
-        EKS_CLUSTER,
-        EKS_MANAGED_NODE_GROUP,
-        LAUNCH_TEMPLATE,
-        Props,
-        named,
-        prop,
-        seq,
-    )
+    from policy import resources as res
 except ImportError:  # run by Pulumi from policy/: see __main__.py
-    from resources import (  # type: ignore[import-not-found, no-redef]
-        ECR_REPOSITORY,
-        EKS_CLUSTER,
-        EKS_MANAGED_NODE_GROUP,
-        LAUNCH_TEMPLATE,
-        Props,
-        named,
-        prop,
-        seq,
-    )
+    import resources as res  # type: ignore[import-not-found, no-redef]
 
 
-def check_ecr_repository(resource_type: str, props: Props, name: str) -> list[str]:
+def check_ecr_repository(resource_type: str, props: res.Props, name: str) -> list[str]:
     """ECR repositories scan images on push and have immutable tags."""
-    if resource_type != ECR_REPOSITORY:
+    if resource_type != res.ECR_REPOSITORY:
         return []
-    who = named(resource_type, name)
+    who = res.named(resource_type, name)
     out = []
-    if prop(props, "imageScanningConfiguration", "scanOnPush") is not True:
+    if res.prop(props, "imageScanningConfiguration", "scanOnPush") is not True:
         out.append(f"ecr-repository: {who}: imageScanningConfiguration.scanOnPush is not true")
     mutability = props.get("imageTagMutability")
     if mutability != "IMMUTABLE":
@@ -41,7 +23,7 @@ def check_ecr_repository(resource_type: str, props: Props, name: str) -> list[st
     return out
 
 
-def check_eks_private_nodes(resource_type: str, props: Props, name: str) -> list[str]:
+def check_eks_private_nodes(resource_type: str, props: res.Props, name: str) -> list[str]:
     """EKS worker nodes get no public IP address.
 
     - `eks:index:Cluster`: `nodeAssociatePublicIpAddress` must be explicitly false (pulumi-eks
@@ -51,8 +33,8 @@ def check_eks_private_nodes(resource_type: str, props: Props, name: str) -> list
       in public subnets public IPs.
     - `aws:ec2/launchTemplate:LaunchTemplate`: no network interface asks for a public IP.
     """
-    who = named(resource_type, name)
-    if resource_type == EKS_CLUSTER:
+    who = res.named(resource_type, name)
+    if resource_type == res.EKS_CLUSTER:
         out = []
         if props.get("nodeAssociatePublicIpAddress") is not False:
             out.append(f"eks-private-nodes: {who}: nodeAssociatePublicIpAddress must be false")
@@ -62,17 +44,17 @@ def check_eks_private_nodes(resource_type: str, props: Props, name: str) -> list
                 "nodes in public subnets"
             )
         return out
-    if resource_type == EKS_MANAGED_NODE_GROUP:
-        if not seq(props.get("subnetIds")):
+    if resource_type == res.EKS_MANAGED_NODE_GROUP:
+        if not res.seq(props.get("subnetIds")):
             return [
                 f"eks-private-nodes: {who}: no subnetIds; set them to the VPC's private subnets "
                 "(the default includes the cluster's public subnets)"
             ]
         return []
-    if resource_type == LAUNCH_TEMPLATE:
+    if resource_type == res.LAUNCH_TEMPLATE:
         return [
             f"eks-private-nodes: {who}: networkInterfaces[{i}].associatePublicIpAddress is true"
-            for i, nic in enumerate(seq(props.get("networkInterfaces")))
-            if str(prop(nic, "associatePublicIpAddress")).lower() == "true"
+            for i, nic in enumerate(res.seq(props.get("networkInterfaces")))
+            if str(res.prop(nic, "associatePublicIpAddress")).lower() == "true"
         ]
     return []

@@ -6,50 +6,22 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 try:
-    from policy.resources import (
-        ALLOW_WORLD_GRPC,
-        NAMESPACE,
-        NETWORK_POLICY,
-        PSA,
-        PSA_LEVELS,
-        SERVICE,
-        TFSERVING_GRPC_PORT,
-        TFSERVING_GRPC_PORT_NAME,
-        Props,
-        StackResource,
-        named,
-        prop,
-        seq,
-    )
+    from policy import resources as res
 except ImportError:  # run by Pulumi from policy/: see __main__.py
-    from resources import (  # type: ignore[import-not-found, no-redef]
-        ALLOW_WORLD_GRPC,
-        NAMESPACE,
-        NETWORK_POLICY,
-        PSA,
-        PSA_LEVELS,
-        SERVICE,
-        TFSERVING_GRPC_PORT,
-        TFSERVING_GRPC_PORT_NAME,
-        Props,
-        StackResource,
-        named,
-        prop,
-        seq,
-    )
+    import resources as res  # type: ignore[import-not-found, no-redef]
 
 
-def check_load_balancer_source_ranges(resource_type: str, props: Props, name: str) -> list[str]:
+def check_load_balancer_source_ranges(resource_type: str, props: res.Props, name: str) -> list[str]:
     """A LoadBalancer Service says who may reach it: non-empty, valid loadBalancerSourceRanges.
 
     This applies on every stack, not only `eks`: minikube never gives a LoadBalancer an address
     (dev uses NodePort), and on any cloud an open load balancer is a decision worth writing down.
     `0.0.0.0/0` is allowed, but it has to be written.
     """
-    if resource_type != SERVICE or prop(props, "spec", "type") != "LoadBalancer":
+    if resource_type != res.SERVICE or res.prop(props, "spec", "type") != "LoadBalancer":
         return []
-    who = named(resource_type, name)
-    ranges = seq(prop(props, "spec", "loadBalancerSourceRanges"))
+    who = res.named(resource_type, name)
+    ranges = res.seq(res.prop(props, "spec", "loadBalancerSourceRanges"))
     if not ranges:
         return [
             f"loadbalancer-source-ranges: {who}: type LoadBalancer without "
@@ -76,10 +48,10 @@ def _is_port(value: Any, number: int, name: str) -> bool:
 
 
 def _port_label(port: Any) -> str:
-    number = prop(port, "port")
+    number = res.prop(port, "port")
     if isinstance(number, float) and number.is_integer():
         number = int(number)
-    name = prop(port, "name")
+    name = res.prop(port, "name")
     return f"{number} ({name})" if name else str(number)
 
 
@@ -91,29 +63,29 @@ def _whole_internet(cidr: Any) -> bool:
         return False  # loadbalancer-source-ranges reports it
 
 
-def check_grpc_not_world_open(resource_type: str, props: Props, name: str) -> list[str]:
+def check_grpc_not_world_open(resource_type: str, props: res.Props, name: str) -> list[str]:
     """A LoadBalancer open to the whole internet exposes no TF Serving gRPC port.
 
     Open to the whole internet: a `loadBalancerSourceRanges` entry that is a /0 (`0.0.0.0/0`,
     `::/0`), or no ranges at all (Kubernetes then allows everyone). The gRPC port: port or
-    targetPort 8500, or named `grpc`. The annotation `tfserving.dev/allow-world-grpc: "true"`,
+    targetPort 8500, or res.named `grpc`. The annotation `tfserving.dev/allow-world-grpc: "true"`,
     which the program sets only when the stack acknowledges it explicitly, allows it.
     """
-    if resource_type != SERVICE or prop(props, "spec", "type") != "LoadBalancer":
+    if resource_type != res.SERVICE or res.prop(props, "spec", "type") != "LoadBalancer":
         return []
-    if prop(props, "metadata", "annotations", ALLOW_WORLD_GRPC) == "true":
+    if res.prop(props, "metadata", "annotations", res.ALLOW_WORLD_GRPC) == "true":
         return []
     grpc_ports = [
         p
-        for p in seq(prop(props, "spec", "ports"))
+        for p in res.seq(res.prop(props, "spec", "ports"))
         if any(
-            _is_port(prop(p, key), TFSERVING_GRPC_PORT, TFSERVING_GRPC_PORT_NAME)
+            _is_port(res.prop(p, key), res.TFSERVING_GRPC_PORT, res.TFSERVING_GRPC_PORT_NAME)
             for key in ("port", "targetPort", "name")
         )
     ]
     if not grpc_ports:
         return []
-    ranges = seq(prop(props, "spec", "loadBalancerSourceRanges"))
+    ranges = res.seq(res.prop(props, "spec", "loadBalancerSourceRanges"))
     if not ranges:
         how = "has no loadBalancerSourceRanges (Kubernetes then allows everyone)"
     else:
@@ -123,32 +95,33 @@ def check_grpc_not_world_open(resource_type: str, props: Props, name: str) -> li
         how = f"allows {', '.join(world)} in loadBalancerSourceRanges"
     ports = ", ".join(_port_label(p) for p in grpc_ports)
     return [
-        f"tfserving-grpc-not-world-open: {named(resource_type, name)}: exposes TF Serving's "
+        f"tfserving-grpc-not-world-open: {res.named(resource_type, name)}: exposes TF Serving's "
         f"gRPC port {ports} to the whole internet: it {how}. The gRPC port serves "
         "ModelService (anyone can unload or replace the model): narrow the ranges, expose only "
-        f'the REST port, or acknowledge it (annotation {ALLOW_WORLD_GRPC}: "true")'
+        f'the REST port, or acknowledge it (annotation {res.ALLOW_WORLD_GRPC}: "true")'
     ]
 
 
-def check_namespace_pod_security(resource_type: str, props: Props, name: str) -> list[str]:
+def check_namespace_pod_security(resource_type: str, props: res.Props, name: str) -> list[str]:
     """Namespaces enforce Pod Security `restricted`, and warn and audit at a valid level."""
-    if resource_type != NAMESPACE:
+    if resource_type != res.NAMESPACE:
         return []
-    labels = prop(props, "metadata", "labels")
+    labels = res.prop(props, "metadata", "labels")
     labels = labels if isinstance(labels, Mapping) else {}
     problems = []
-    wanted = {"enforce": ("restricted",), "warn": PSA_LEVELS, "audit": PSA_LEVELS}
+    wanted = {"enforce": ("restricted",), "warn": res.PSA_LEVELS, "audit": res.PSA_LEVELS}
     for mode, allowed in wanted.items():
-        level = labels.get(f"{PSA}{mode}")
+        level = labels.get(f"{res.PSA}{mode}")
         if level not in allowed:
             found = f"'{level}'" if level else "missing"
-            problems.append(f"label {PSA}{mode} is {found}, must be {' or '.join(allowed)}")
+            problems.append(f"label {res.PSA}{mode} is {found}, must be {' or '.join(allowed)}")
     return [
-        f"namespace-pod-security: {named(resource_type, name)}: {problem}" for problem in problems
+        f"namespace-pod-security: {res.named(resource_type, name)}: {problem}"
+        for problem in problems
     ]
 
 
-def check_network_policy_per_namespace(resources: Sequence[StackResource]) -> list[str]:
+def check_network_policy_per_namespace(resources: Sequence[res.StackResource]) -> list[str]:
     """Every Namespace the program creates holds at least one NetworkPolicy.
 
     A Namespace's name is its `metadata.name`; a NetworkPolicy's namespace its
@@ -156,16 +129,16 @@ def check_network_policy_per_namespace(resources: Sequence[StackResource]) -> li
     pod in the cluster can reach every pod in the namespace, TF Serving's gRPC port included.
     """
     covered = {
-        str(prop(props, "metadata", "namespace") or "default")
+        str(res.prop(props, "metadata", "namespace") or "default")
         for type_, props, _ in resources
-        if type_ == NETWORK_POLICY
+        if type_ == res.NETWORK_POLICY
     }
     out = []
     for type_, props, name in resources:
-        if type_ != NAMESPACE:
+        if type_ != res.NAMESPACE:
             continue
-        who = named(type_, name)
-        namespace = prop(props, "metadata", "name")
+        who = res.named(type_, name)
+        namespace = res.prop(props, "metadata", "name")
         if not namespace:
             out.append(
                 f"network-policy-per-namespace: {who}: no metadata.name, so no NetworkPolicy "

@@ -25,17 +25,12 @@ What kind does not bring, the target adds or the Makefile does:
   policies the program renders hold on kind as on EKS.
 """
 
-import re
-
 import pulumi
 import pulumi_kubernetes as k8s
 
-import outputs
-from components import kube
-from components.container_image import ContainerImage, ContainerImageArgs, ImageBuild
-from config.service import ServiceType
 from config.settings import KindSettings
-from targets.base import Exposure, Platform, url
+from targets.base import Platform
+from targets.laptop import local_image, node_port_exposure
 
 # kubernetes-sigs/metrics-server's chart (charts/metrics-server/Chart.yaml: version 3.13.1,
 # appVersion 0.8.1, the current release when this was written).
@@ -51,11 +46,6 @@ METRICS_SERVER_VALUES = {"args": ["--kubelet-insecure-tls"]}
 HOST = "127.0.0.1"
 
 
-def local_repository(name: str) -> str:
-    """A plain local image name, as on minikube: no registry, the tag is the content hash."""
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
-
-
 def kind(settings: KindSettings) -> Platform:
     """The kind cluster's context, metrics-server on it, node ports on 127.0.0.1."""
     provider = k8s.Provider("kind", context=settings.kube_context)
@@ -68,44 +58,12 @@ def kind(settings: KindSettings) -> Platform:
         values=METRICS_SERVER_VALUES,
         opts=pulumi.ResourceOptions(provider=provider),
     )
-    context = settings.kube_context
-
-    def build_image(name: str, build: ImageBuild) -> ContainerImage:
-        # Into the local daemon; `make up STACK=kind` loads the tag onto the node (docstring).
-        return ContainerImage(
-            name, ContainerImageArgs(repository=local_repository(name), build=build)
-        )
-
-    def expose(exposure: Exposure) -> dict[str, pulumi.Input[str]]:
-        name = kube.name_of(exposure.service)
-        kubectl = pulumi.Output.format("kubectl --context {0} -n {1}", context, exposure.namespace)
-        ports = {e.port for e in exposure.urls.values()}
-        found: dict[str, pulumi.Input[str]] = {
-            exposure.port_forward_output: pulumi.Output.format(
-                "{0} port-forward svc/{1} {2}",
-                kubectl,
-                name,
-                " ".join(f"{outputs.local_port(p)}:{p}" for p in sorted(ports)),
-            )
-        }
-        if exposure.service_type is ServiceType.NODE_PORT:
-            for output, endpoint in exposure.urls.items():
-                # Ask the cluster for the node port (it may be assigned); the host port is the
-                # same number when tools/kind/cluster.yaml maps it.
-                node_port = pulumi.Output.format(
-                    "$({0} get svc {1} -o jsonpath='{{.spec.ports[?(@.name==\"{2}\")].nodePort}}')",
-                    kubectl,
-                    name,
-                    endpoint.port_name,
-                )
-                address = url(endpoint, HOST, node_port)
-                found[outputs.command(output)] = pulumi.Output.format('echo "{0}"', address)
-        return found
-
     return Platform(
         provider=provider,
-        build_image=build_image,
-        expose=expose,
+        # Into the local daemon; `make up STACK=kind` loads the tag onto the node (docstring).
+        build_image=local_image,
+        # The node port is the host's too where tools/kind/cluster.yaml maps it.
+        expose=node_port_exposure(settings.kube_context, HOST),
         # The HPA needs metrics-server; destroy removes the workload before it.
         depends_on=[metrics_server],
     )

@@ -33,9 +33,9 @@ import referencing.jsonschema
 import yaml
 from kubernetes_validate import utils as schemas
 
-from config.errors import SettingsError
 from config.paths import PROJECT_ROOT
 from tools.render import __main__ as render_cli
+from tools.render.cli import BAD_STACK, add_stack_arguments, read_stack
 from tools.render.engine import render_stack
 
 # EKS supports 1.33-1.36 here; 1.30-1.32 for clusters of your own (minikube, kind).
@@ -169,9 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.validate", description=__doc__.split("\n\n")[0]
     )
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--stack", help="stack name: validates Pulumi.<stack>.yaml")
-    which.add_argument("--stack-file", type=Path, help="path to a Pulumi.<stack>.yaml")
+    add_stack_arguments(parser, "validates")
     parser.add_argument("--out", type=Path, help="also write the render here (as tools.render)")
     parser.add_argument(
         "--versions",
@@ -185,18 +183,9 @@ def main(argv: list[str] | None = None) -> int:
             _schema_dir(version)
     except ValueError as error:
         parser.error(str(error))
-    stack_file = args.stack_file or PROJECT_ROOT / f"Pulumi.{args.stack}.yaml"
-    if not stack_file.is_file():
-        print(f"error: stack file {stack_file} does not exist", file=sys.stderr)
-        return 2
-    try:
-        rendered = render_stack(stack_file)
-    except SettingsError as error:
-        print(f"error: invalid stack config in {stack_file}:\n{error}", file=sys.stderr)
-        return 2
-    except yaml.YAMLError as error:
-        print(f"error: {stack_file} is not valid YAML: {error}", file=sys.stderr)
-        return 2
+    rendered = read_stack(args, render_stack)
+    if rendered is None:
+        return BAD_STACK
     if args.out is not None:
         render_cli.write(rendered, args.out)
     objects = rendered.kubernetes_objects

@@ -16,7 +16,7 @@ from tests.conftest import (
     one_resource,
     resources_of,
 )
-from tests.crds import custom_resource_problems
+from tools import validate
 from tools.render import Rendered, render_stack
 
 AUTO_STACK = PROJECT_ROOT / "tests" / "fixtures" / "stacks" / "Pulumi.eks-auto.yaml"
@@ -53,7 +53,7 @@ def test_auto_mode_cluster_has_no_node_groups_no_autoscaler_no_plugin(auto):
 def test_gpu_node_pool_is_nvidia_tainted_capped_and_valid_under_the_crd(auto):
     (pool,) = objects_of(auto, "NodePool")
     assert pool["apiVersion"] == "karpenter.sh/v1"
-    assert custom_resource_problems(pool) == []
+    assert validate.object_problems(pool) == []
     template = pool["spec"]["template"]
     assert template["spec"]["nodeClassRef"] == {
         "group": "eks.amazonaws.com",
@@ -84,15 +84,15 @@ def test_the_crd_check_refuses_what_the_api_server_would():
         "metadata": {"name": "p"},
         "spec": spec,
     }
-    assert custom_resource_problems(good) == []
+    assert validate.object_problems(good) == []
     typo = copy.deepcopy(good)
     typo["spec"]["template"]["spec"]["nodeClassReference"] = typo["spec"]["template"]["spec"].pop(
         "nodeClassRef"
     )
-    assert custom_resource_problems(typo), "an unknown field and a missing required one"
+    assert validate.object_problems(typo), "an unknown field and a missing required one"
     bad_enum = copy.deepcopy(good)
     bad_enum["spec"]["disruption"]["consolidationPolicy"] = "Sometimes"
-    assert any("Sometimes" in p for p in custom_resource_problems(bad_enum))
+    assert any("Sometimes" in p for p in validate.object_problems(bad_enum))
 
 
 def test_gpu_model_server_lands_only_on_gpu_nodes_and_the_gateway_never(auto):

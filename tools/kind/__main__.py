@@ -17,12 +17,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from config.errors import SettingsError
-from config.paths import PROJECT_ROOT
 from config.settings import KindSettings
 from config.stack import parse
+from tools.render.cli import BAD_STACK, add_stack_arguments, read_stack
 from tools.render.engine import render_stack, stack_config
 
 IMAGE_TYPE = "docker-build:index:Image"
@@ -63,26 +61,18 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m tools.kind", description=__doc__.split("\n")[0]
     )
     parser.add_argument("what", choices=["cluster", "images"])
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--stack", help="stack name: reads Pulumi.<stack>.yaml")
-    which.add_argument("--stack-file", type=Path, help="path to a Pulumi.<stack>.yaml")
+    add_stack_arguments(parser, "reads")
     parser.add_argument("--targets", action="store_true", help="images: print --target flags")
     args = parser.parse_args(argv)
-    stack_file = args.stack_file or PROJECT_ROOT / f"Pulumi.{args.stack}.yaml"
-    if not stack_file.is_file():
-        print(f"error: stack file {stack_file} does not exist", file=sys.stderr)
-        return 2
-    try:
-        if args.what == "cluster":
-            print(kind_settings(stack_file).cluster_name)
-            return 0
-        found = images(stack_file)
-    except SettingsError as error:
-        print(f"error: invalid stack config in {stack_file}:\n{error}", file=sys.stderr)
-        return 2
-    except yaml.YAMLError as error:
-        print(f"error: {stack_file} is not valid YAML: {error}", file=sys.stderr)
-        return 2
+    if args.what == "cluster":
+        settings = read_stack(args, kind_settings)
+        if settings is None:
+            return BAD_STACK
+        print(settings.cluster_name)
+        return 0
+    found = read_stack(args, images)
+    if found is None:
+        return BAD_STACK
     if args.targets:
         print(" ".join(f"'{flag}'" if flag != "--target" else flag for flag in target_flags(found)))
     else:

@@ -23,8 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from config.errors import SettingsError
-from config.paths import PROJECT_ROOT
+from tools.render.cli import BAD_STACK, add_stack_arguments, read_stack
 from tools.render.engine import Rendered, render_stack
 from tools.stack_outputs import MOCK_KEY
 
@@ -74,23 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m tools.render", description=__doc__.split("\n\n")[0]
     )
-    which = parser.add_mutually_exclusive_group(required=True)
-    which.add_argument("--stack", help="stack name: renders Pulumi.<stack>.yaml")
-    which.add_argument("--stack-file", type=Path, help="path to a Pulumi.<stack>.yaml")
+    add_stack_arguments(parser, "renders")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     args = parser.parse_args(argv)
-    stack_file = args.stack_file or PROJECT_ROOT / f"Pulumi.{args.stack}.yaml"
-    if not stack_file.is_file():
-        print(f"error: stack file {stack_file} does not exist", file=sys.stderr)
-        return 2
-    try:
-        rendered = render_stack(stack_file)
-    except SettingsError as error:
-        print(f"error: invalid stack config in {stack_file}:\n{error}", file=sys.stderr)
-        return 2
-    except yaml.YAMLError as error:
-        print(f"error: {stack_file} is not valid YAML: {error}", file=sys.stderr)
-        return 2
+    rendered = read_stack(args, render_stack)
+    if rendered is None:
+        return BAD_STACK
     write(rendered, args.out)
     print(
         f"rendered stack {rendered.stack}: {len(rendered.kubernetes_objects)} Kubernetes objects, "
