@@ -7,6 +7,7 @@
 #   make loadtest STACK=dev DURATION=60s   Locust, headless, step load; prints the summary
 #   make autoscale-demo STACK=dev          load + watch the HPA -> build/<stack>/autoscale/*.csv,png
 #   make bench                             gateway throughput, latency and CPU per request
+#   make mutate [AREAS="config gateway"]   mutation testing (slow, not in CI): score + survivors
 #   make proto                             regenerate the gateway's TF Serving protobuf code
 #   make print-target STACK=...            the stack's tfserving:target (what make acts on)
 
@@ -37,8 +38,8 @@ export PULUMI_CONFIG_PASSPHRASE ?= $(DEV_PASSPHRASE)
 endif
 
 .PHONY: help dev test lint typecheck pytest render validate preview up destroy smoke stack tools \
-	tools-up minikube kind-cluster cluster passphrase loadtest autoscale-demo bench proto clean \
-	print-target
+	tools-up minikube kind-cluster cluster passphrase loadtest autoscale-demo bench mutate proto \
+	clean print-target
 
 help:
 	@sed -n 's/^#   //p' Makefile
@@ -96,7 +97,7 @@ $(DEPLOY_STAMP): requirements.txt
 	@touch $@
 
 $(DEV_STAMP): requirements.txt requirements-dev.txt gateway/requirements.txt \
-		$(wildcard tools/bench/requirements.txt)
+		$(wildcard tools/bench/requirements.txt) $(wildcard tools/mutate/requirements.txt)
 	$(call uv_install,$(VENV),requirements-dev.txt)
 	@touch $@ $(DEPLOY_STAMP)
 
@@ -295,6 +296,12 @@ autoscale-demo: $(DEV_STAMP)
 
 bench: $(DEV_STAMP)
 	$(BIN)/python -m tools.bench.gateway
+
+# Mutation testing of config/, targets/, components/ and the gateway's core: an hour or more at
+# low priority, results kept in build/mutate/ (a re-run tests only what changed). Not in CI.
+AREAS ?=
+mutate: $(DEV_STAMP)
+	$(BIN)/python -m tools.mutate $(AREAS)
 
 proto: $(DEV_STAMP)
 	$(BIN)/python -m gateway.proto.generate

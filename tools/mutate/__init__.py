@@ -1,0 +1,1 @@
+"""Mutation testing of config/, components/ and targets/ (`python -m tools.mutate`)."""
