@@ -1,9 +1,20 @@
 """How a bad setting reads: the full key path, what is wrong, and what to write instead."""
 
+import json
+
 import pulumi
 import pytest
 
-from config.errors import InvalidSettingError, SettingsError, _fix, describe, key_path
+from config.errors import (
+    InvalidSettingError,
+    SettingsError,
+    _fix,
+    _suggestion,
+    describe,
+    key_path,
+    known_keys,
+)
+from config.stack import parse
 
 
 def test_settings_error_is_a_run_error_with_one_line_per_problem():
@@ -96,3 +107,61 @@ def test_a_type_error_shows_the_value_and_the_fix():
     assert describe({**other, "input": -1, "ctx": {"gt": 0}}) == (
         "tfserving:gpu: input should be greater than 0, got -1"
     )
+
+
+MODEL = {"name": "half_plus_two", "source": "configmap", "path": "models/half_plus_two"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (
+            {"tfserving:autoscaling": {"maxReplica": 3}},
+            ["tfserving:autoscaling.maxReplica is not a known setting; did you mean maxReplicas?"],
+        ),
+        (
+            {"tfserving:autoscaling": {"zzzzzz": 3}},
+            [
+                "tfserving:autoscaling.zzzzzz is not a known setting (known here: maxReplicas, "
+                "minReplicas, scaleDownStabilizationSeconds, targetCpuUtilization)"
+            ],
+        ),
+        # Through a list position, into the list's items.
+        (
+            {"tfserving:target": "eks", "tfserving:cluster": {"nodeGroups": [{"nmae": "x"}]}},
+            [
+                "tfserving:cluster.nodeGroups[0].name is required",
+                "tfserving:cluster.nodeGroups[0].nmae is not a known setting; did you mean name?",
+            ],
+        ),
+        # Past a list position, into a model below it.
+        (
+            {"tfserving:models": [{**MODEL, "versionPolicy": {"specifc": [1]}}]},
+            [
+                "tfserving:models[0].versionPolicy.specifc is not a known setting; "
+                "did you mean specific?"
+            ],
+        ),
+        # Through an optional model (`tls: TlsSettings | None`).
+        (
+            {"tfserving:target": "eks", "tfserving:service": {"tls": {"certArn": "x"}}},
+            [
+                "tfserving:service.tls.certificateArn is required",
+                "tfserving:service.tls.certArn is not a known setting; did you mean "
+                "certificateArn?",
+            ],
+        ),
+    ],
+    ids=["close-match", "no-match", "list-items", "past-a-list", "optional-model"],
+)
+def test_a_misspelt_key_gets_the_closest_key_of_its_own_model(raw, expected):
+    with pytest.raises(SettingsError) as caught:
+        parse({k: v if isinstance(v, str) else json.dumps(v) for k, v in raw.items()})
+    assert caught.value.problems == expected
+
+
+def test_where_no_model_is_known_the_spelling_is_to_check():
+    assert known_keys(["nowhere", "typo"]) == []
+    assert _suggestion(["nowhere", "typo"]) == " (check the spelling)"
+    assert _suggestion([]) == " (check the spelling)"
+    assert _suggestion(["cluster", "nodeGroups", 0]) == " (check the spelling)"

@@ -320,3 +320,28 @@ def test_load_reads_the_engines_config_over_the_environment(monkeypatch):
 def test_every_target_has_its_settings_model():
     assert typing.get_args(TARGETS["eks"].model_fields["target"].annotation) == ("eks",)
     assert TARGETS["minikube"] is MinikubeSettings
+
+
+# --- a typo in the namespace ------------------------------------------------------------------
+
+
+def test_a_misspelt_namespace_names_only_the_key_not_a_target():
+    # tfservng:model is not a target: the stack stays minikube, one problem.
+    assert problems({"tfservng:model": '{"name": "x"}'}) == [
+        "tfservng:model is in namespace 'tfservng', which is not this project's; "
+        "did you mean tfserving:model?"
+    ]
+    # A key whose name has a colon is not a target key either.
+    assert problems({"tfservng:x:target": "eks", "tfserving:cluster": "{}"}) == [
+        "tfservng:x:target is in namespace 'tfservng', which is not this project's; "
+        "did you mean tfserving:x:target?",
+        "tfserving:cluster only applies to target eks, not minikube",
+    ]
+
+
+def test_a_namespace_only_a_little_like_ours_is_someone_elses():
+    # "tfse" is 0.62 alike "tfserving": below the 0.7 that makes it a typo of ours, so its
+    # target key is not ours either and the stack stays minikube.
+    assert problems({"tfse:target": "eks", "tfserving:cluster": "{}"}) == [
+        "tfserving:cluster only applies to target eks, not minikube"
+    ]

@@ -37,6 +37,12 @@ def test_the_gateway_areas_settings_mutate_only_its_core(tmp_path: Path):
     assert mutmut["source_paths"] == ["gateway"]
     assert mutmut["only_mutate"] == list(mutate.GATEWAY_CORE)
     assert mutmut["pytest_add_cli_args_test_selection"] == list(mutate.AREAS["gateway"].tests)
+    assert mutmut["process_isolation"] == "forkserver", "gRPC's threads do not survive a fork"
+    assert mutmut["forkserver_warmup"] == "import"
+    preloaded = Path(mutmut["preload_modules_file"]).read_text().split()
+    assert preloaded == list(mutate.AREAS["gateway"].preload) and "grpc" in preloaded
+    # The gateway's own modules are imported by each mutant's run, never ahead of it.
+    assert not [m for m in preloaded if m.split(".")[0] in {"gateway", "tests", "config"}]
 
 
 def test_an_areas_copy_holds_the_checkout_and_settings_aimed_at_it(tmp_path: Path):
@@ -57,7 +63,7 @@ def test_an_areas_copy_holds_the_checkout_and_settings_aimed_at_it(tmp_path: Pat
     settings = tomllib.loads((tmp_path / "pyproject.toml").read_text())
     mutmut = settings["tool"]["mutmut"]
     assert mutmut["source_paths"] == ["targets"]
-    assert "only_mutate" not in mutmut
+    assert "only_mutate" not in mutmut and "process_isolation" not in mutmut
     assert mutmut["pytest_add_cli_args_test_selection"] == ["tests/targets"]
     assert mutmut["pytest_add_cli_args"][-2:] == ["-p", "tools.mutate.fast_first"]
     assert {"config", "components", "gateway", "tools", "models", "Pulumi.yaml"} <= set(
