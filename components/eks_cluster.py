@@ -245,7 +245,7 @@ class EksCluster(pulumi.ComponentResource):
             # The CNI's network-policy agent enforces our NetworkPolicies.
             configuration_values={"enableNetworkPolicy": "true"},
         )
-        compute = eks_nodes.node_groups(
+        self.node_groups = eks_nodes.node_groups(
             name,
             settings,
             role=role,
@@ -255,7 +255,6 @@ class EksCluster(pulumi.ComponentResource):
             parent=self,
             wait_for=[vpc_cni],
         )
-        self.node_groups = compute.groups
         # metrics-server (what the HPA reads) and the Pod Identity agent run on the nodes.
         self.metrics_server = self._addon(
             f"{name}-metrics-server", "metrics-server", list(self.node_groups)

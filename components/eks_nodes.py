@@ -8,7 +8,6 @@ between minSize and maxSize; Pulumi sets desiredSize at creation only.
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
@@ -56,12 +55,6 @@ def node_group_taints(group: NodeGroupSettings) -> list[aws.eks.NodeGroupTaintAr
     if not group.gpu:
         return []
     return [aws.eks.NodeGroupTaintArgs(key=GPU_RESOURCE, value="true", effect="NO_SCHEDULE")]
-
-
-@dataclass(frozen=True)
-class NodeCompute:
-    role: aws.iam.Role
-    groups: list[eks.ManagedNodeGroup]
 
 
 def node_role(name: str, parent: pulumi.Resource) -> tuple[aws.iam.Role, list[pulumi.Resource]]:
@@ -134,7 +127,7 @@ def node_groups(
     subnet_ids: pulumi.Input[Sequence[str]],
     parent: pulumi.Resource,
     wait_for: Sequence[pulumi.Resource],
-) -> NodeCompute:
+) -> list[eks.ManagedNodeGroup]:
     """The managed node groups, each scaled by the Cluster Autoscaler within min..max."""
     # Groups on the AMI's default root volume share the template they always had; a group that
     # needs a bigger one (GPU groups, or diskSize) gets its own.
@@ -176,7 +169,7 @@ def node_groups(
                 opts=pulumi.ResourceOptions(parent=parent, depends_on=[*attachments, *wait_for]),
             )
         )
-    return NodeCompute(role, groups)
+    return groups
 
 
 def device_plugin(

@@ -12,8 +12,6 @@ VIEWER = "arn:aws:iam::111122223333:role/viewer"
 GPU_GROUP = {"name": "gpu", "gpu": True, "instanceTypes": ["g5.xlarge"], "minSize": 0}
 PREFIX = "urn:pulumi:test::tfserving::tfserving:index:EksCluster$"
 IMDS = {"httpEndpoint": "enabled", "httpTokens": "required", "httpPutResponseHopLimit": 1}
-SIG_KEY = "4dabf18193072939515e22adb298388d"  # Pulumi's marker of a secret value on the wire
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
 OVERWRITE = {"resolveConflictsOnCreate": "OVERWRITE", "resolveConflictsOnUpdate": "OVERWRITE"}
 
 

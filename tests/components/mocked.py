@@ -13,6 +13,10 @@ from pulumi.runtime.sync_await import _sync_await
 
 from tools.render import engine, run_under_mocks
 
+# How a secret value travels between the SDK and the engine: {SIG_KEY: SECRET_SIG, "value": ...}.
+SIG_KEY = rpc._special_sig_key
+SECRET_SIG = rpc._special_secret_sig
+
 
 def plain(value: Any) -> Any:
     """Typed input classes (`...Args`) as the camelCase mappings Pulumi sends, all the way down."""

@@ -20,7 +20,6 @@ from config.model import ModelSettings
 from tests.components.mocked import Registered, register
 
 ACCOUNT = "123456789012"
-SIG_KEY = "4dabf18193072939515e22adb298388d"  # how Pulumi marks a secret on the wire
 TRUST = {
     "Version": "2012-10-17",
     "Statement": [

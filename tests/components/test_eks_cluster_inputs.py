@@ -9,14 +9,12 @@ from components.eks_cluster import access_entries, admin_entry_key, viewer_entry
 from config.cluster import ClusterSettings
 from tests.components.eks_builds import (
     ADMIN,
-    SECRET_SIG,
-    SIG_KEY,
     VIEWER,
     auto_mode,
     build,
     node_groups_mode,
 )
-from tests.components.mocked import Registered, plain
+from tests.components.mocked import SECRET_SIG, SIG_KEY, Registered, plain
 from tools.render import cloud
 
 

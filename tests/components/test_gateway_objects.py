@@ -8,8 +8,8 @@ import pulumi
 
 from components import kube
 from components.gateway import Gateway, GatewayArgs, egress_rules, gateway_drain
-from config.gateway import GatewaySettings
-from tests.components.mocked import Registered, plain, register
+from config.gateway import ApiKeys, GatewaySettings
+from tests.components.mocked import SECRET_SIG, SIG_KEY, Registered, plain, register
 
 ARN = "arn:aws:acm:us-east-1:123456789012:certificate/0123abcd-0123-4567-89ab-0123456789ab"
 SELECTOR = {
@@ -302,3 +302,31 @@ def test_the_drain_covers_the_load_balancer_only_when_behind_one():
         10,
         35,
     )
+
+
+def test_api_keys_are_a_secret_of_the_gateway_in_its_namespace():
+    keys = ("k" * 32, "m" * 40)
+
+    def program() -> dict[str, Any]:
+        nodes = pulumi.CustomResource("test:index:Nodes", "nodes")
+        made = Gateway(
+            "tfserving", args(settings(), None, api_keys=ApiKeys(keys), depends_on=[nodes])
+        )
+        return {"deployment": made.deployment_name}
+
+    done = register(program)
+    component = done.one("tfserving:index:Gateway", "tfserving")
+    secret = done.one("kubernetes:core/v1:Secret", "tfserving-gateway-api-keys")
+    assert secret["parent"] == component["urn"]
+    assert done.urn("nodes") in secret["dependencies"]
+    assert secret["inputs"]["metadata"] == {
+        "name": "tfserving-gateway-api-keys",
+        "namespace": "models",
+        "labels": labels(),
+    }
+    assert secret["inputs"]["type"] == "Opaque"
+    # Kept secret in Pulumi's state: the whole of stringData is a secret value.
+    assert secret["inputs"]["stringData"] == {
+        SIG_KEY: SECRET_SIG,
+        "value": {"keys": "\n".join(keys) + "\n"},
+    }

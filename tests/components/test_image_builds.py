@@ -24,10 +24,7 @@ from components.container_image import (
     project_path,
 )
 from config.paths import PROJECT_ROOT
-from tests.components.mocked import register
-
-SIG_KEY = "4dabf18193072939515e22adb298388d"  # Pulumi's marker of a secret value on the wire
-SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+from tests.components.mocked import SECRET_SIG, SIG_KEY, register
 
 
 def write(path: Path, text: str = "x") -> Path:

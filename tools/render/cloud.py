@@ -130,7 +130,11 @@ def _docker_image(args: Any, stack: str) -> dict[str, Any]:
     tags = args.inputs.get("tags") or []
     digest = "sha256:" + hashlib.sha256(json.dumps(tags).encode()).hexdigest()
     pushed = bool(args.inputs.get("push"))
-    ref = f"{tags[0]}@{digest}" if pushed and tags else (tags[0] if tags else "")
+    # docker-build documents `ref` for a pushed image (a tag with the pushed digest) and for a
+    # tagged image that was not exported (one of its tags); an image loaded into the local
+    # daemon is exported, so nothing is promised: the program runs its tag (ContainerImage),
+    # and the fake leaves `ref` empty so a render shows it if the program ever relies on it.
+    ref = f"{tags[0]}@{digest}" if pushed and tags else ""
     return {"digest": digest if pushed else "", "ref": ref, "contextHash": fake_id(tags, length=64)}
 
 
