@@ -34,6 +34,7 @@ RUN: dict[str, str] = {
     "venv/bin/python -m tools.smoke --help": "",
     "venv/bin/python -m tools.loadtest.run --help": "",
     "venv/bin/python -m tools.bench.gateway --help": "",
+    "venv/bin/python -m tools.mutate --help": "",
     "venv/bin/python -m tools.models.signature models/half_plus_two/1": "",
 }
 NEEDS_CLUSTER = "needs the pulumi CLI and a running local cluster (minikube or kind)"
@@ -57,6 +58,8 @@ SKIP: dict[str, str] = {
     "make loadtest STACK=dev DURATION=60s": "needs a deployed stack (a minute of load)",
     "make autoscale-demo STACK=dev": "needs a deployed stack (12 minutes of load)",
     "make bench": "a benchmark of minutes; tools/bench --help runs here",
+    "make mutate": "an hour of mutation runs; tools/mutate --help runs here",
+    'make mutate AREAS="config gateway"': "an hour of mutation runs; tools/mutate --help runs here",
     "venv/bin/python -m tools.loadtest.run --stack gateway --user gateway --steps 10:1m,40:2m": (
         "needs a deployed gateway stack"
     ),
