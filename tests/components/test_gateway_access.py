@@ -11,7 +11,7 @@ import yaml
 from components.gateway import API_KEYS_SECRET_NAME
 from gateway import contract
 from gateway.settings import load_settings
-from tests.config.support import render_expecting_error
+from tests.config.support import canary_stack, render_expecting_error
 from tests.conftest import PROJECT_ROOT, one, write_stack
 from tools.render import __main__ as render
 from tools.render import render_stack
@@ -211,21 +211,10 @@ def test_only_the_named_namespaces_may_scrape(tmp_path):
 
 # --- canary --------------------------------------------------------------------------------
 
-MULTI = PROJECT_ROOT / "tests" / "fixtures" / "stacks" / "Pulumi.multi-model.yaml"
-
-
-def _canary(tmp_path: Path, canary: dict[str, Any], model: str = "half_plus_two") -> dict[str, Any]:
-    config = _config(MULTI)
-    gateway = {**config["tfserving:gateway"], "model": model, "canary": canary}
-    if model == "half_plus_two":
-        gateway |= {"inputName": "x", "outputName": "y", "labels": ["low", "high"], "topK": 1}
-        gateway.pop("labelsFile")
-    return {**config, "tfserving:gateway": gateway}
-
 
 @pytest.mark.parametrize("percent", [0, 12.5, 100])
 def test_the_canary_split_reaches_the_gateway(tmp_path, percent):
-    config = _canary(tmp_path, {"label": "canary", "percent": percent})
+    config = canary_stack({"label": "canary", "percent": percent})
     env = one(render_stack(write_stack(tmp_path, config)), "ConfigMap", "tfserving-gateway-env")
     data = env["data"]
     assert (data["GATEWAY_CANARY_LABEL"], data["GATEWAY_STABLE_LABEL"]) == ("canary", "stable")
@@ -294,5 +283,5 @@ def test_the_canary_split_reaches_the_gateway(tmp_path, percent):
     ],
 )
 def test_bad_canaries_are_refused(tmp_path, capsys, canary, model, expected):
-    stderr = _stderr_of(tmp_path, _canary(tmp_path, canary, model), capsys)
+    stderr = _stderr_of(tmp_path, canary_stack(canary, model), capsys)
     assert expected in stderr

@@ -3,7 +3,9 @@
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import write_stack
+import yaml
+
+from tests.conftest import PROJECT_ROOT, write_stack
 from tools.render import __main__ as render
 
 AUTOSCALING = "tfserving:autoscaling"
@@ -24,3 +26,17 @@ def render_expecting_error(tmp_path: Path, config: dict[str, Any], capsys: Any) 
     assert not out.exists() or not any(out.iterdir()), "nothing may be written on bad config"
     assert stderr.strip(), "the error says what is wrong"
     return stderr
+
+
+MULTI_MODEL = PROJECT_ROOT / "tests" / "fixtures" / "stacks" / "Pulumi.multi-model.yaml"
+
+
+def canary_stack(canary: dict[str, Any], model: str = "half_plus_two") -> dict[str, Any]:
+    """The multi-model fixture's config with a gateway canary on `model`: half_plus_two (labels
+    stable and canary) or shapes (no labels)."""
+    config = yaml.safe_load(MULTI_MODEL.read_text())["config"]
+    gateway = {**config["tfserving:gateway"], "model": model, "canary": canary}
+    if model == "half_plus_two":
+        gateway |= {"inputName": "x", "outputName": "y", "labels": ["low", "high"], "topK": 1}
+        gateway.pop("labelsFile")
+    return {**config, "tfserving:gateway": gateway}

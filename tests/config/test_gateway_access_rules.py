@@ -17,6 +17,7 @@ from config.gateway import API_KEYS_EXAMPLE, ApiKeys, GatewaySettings, api_keys
 from config.settings import EksSettings, MinikubeSettings
 from config.stack import load, parse, secret_keys
 from gateway import contract as c
+from tests.config.support import canary_stack
 from tests.conftest import PROJECT_ROOT
 
 KEY = "k" * 32
@@ -125,18 +126,8 @@ def test_keys_are_read_from_text_or_as_the_engine_hands_them_over():
 # --- canary labels ------------------------------------------------------------------------------
 
 
-MULTI = PROJECT_ROOT / "tests" / "fixtures" / "stacks" / "Pulumi.multi-model.yaml"
-
-
 def _canary(canary: dict[str, Any], model: str = "half_plus_two") -> dict[str, str]:
-    """The multi-model fixture with the gateway on `model`: half_plus_two (labels stable,
-    canary) or shapes (no labels)."""
-    config = yaml.safe_load(MULTI.read_text())["config"]
-    gateway = {**config["tfserving:gateway"], "model": model, "canary": canary}
-    if model == "half_plus_two":
-        gateway |= {"inputName": "x", "outputName": "y", "labels": ["low", "high"], "topK": 1}
-        gateway.pop("labelsFile")
-    config["tfserving:gateway"] = gateway
+    config = canary_stack(canary, model)
     return {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
 
 

@@ -15,8 +15,7 @@ from components.container_image import ImageBuild
 from config.errors import SettingsError
 from config.model import ModelSettings
 from config.service import ServiceSettings, ServiceType
-from config.stack import parse
-from targets import Endpoint, Exposure, Platform, platform_for
+from targets import Endpoint, Exposure, Platform
 from targets.base import url
 from targets.capacity import InstanceSpec
 from targets.eks import (
@@ -26,6 +25,7 @@ from targets.eks import (
     instance_spec,
     load_balancer_hostname,
 )
+from tests.targets.support import on_platform, service
 from tools.render import run_under_mocks
 
 ARN = "arn:aws:acm:eu-west-1:123456789012:certificate/0123abcd-0123-4567-89ab-0123456789ab"
@@ -45,29 +45,8 @@ def on_eks(
     region: str | None = "eu-west-1",
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Run `use(platform)` for an eks stack under the mock runtime; resources and outputs."""
-    keys = {
-        "tfserving:target": "eks",
-        **({"aws:region": region} if region else {}),
-        **(config or {}),
-    }
-    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in keys.items()}
-    resolved: dict[str, Any] = {}
-
-    def program() -> None:
-        platform = platform_for(parse(raw))
-        found = _sync_await(pulumi.Output.from_input(dict(use(platform))).future())
-        resolved.update(found or {})
-
-    return run_under_mocks("test", raw, program), resolved
-
-
-def service(platform: Platform, type_: str) -> k8s.core.v1.Service:
-    return k8s.core.v1.Service(
-        "svc",
-        metadata=k8s.meta.v1.ObjectMetaArgs(namespace="models"),
-        spec=k8s.core.v1.ServiceSpecArgs(type=type_),
-        opts=pulumi.ResourceOptions(provider=platform.provider),
-    )
+    region_key = {"aws:region": region} if region else {}
+    return on_platform(use, {"tfserving:target": "eks", **region_key, **(config or {})})
 
 
 def one(records: list[dict[str, Any]], type_: str, name: str | None = None) -> dict[str, Any]:

@@ -1,18 +1,12 @@
 """Target kind as the program uses it, built alone: its provider, metrics-server from the pinned
 chart on that provider before every object, node ports on the host's loopback address."""
 
-import json
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import pulumi
-import pulumi_kubernetes as k8s
-from pulumi.runtime.sync_await import _sync_await
-
 from config.service import ServiceType
-from config.stack import parse
-from targets import Endpoint, Exposure, Platform, platform_for
-from tools.render import run_under_mocks
+from targets import Endpoint, Exposure, Platform
+from tests.targets.support import on_platform, service
 
 KIND = {"tfserving:target": "kind", "tfserving:clusterName": "lab"}
 CHART = "kubernetes:helm.sh/v4:Chart"
@@ -21,16 +15,7 @@ CHART = "kubernetes:helm.sh/v4:Chart"
 def on_kind(
     use: Callable[[Platform], Mapping[str, Any]],
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Run `use(platform)` under the mock runtime; its resources and its outputs, resolved."""
-    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in KIND.items()}
-    resolved: dict[str, Any] = {}
-
-    def program() -> None:
-        platform = platform_for(parse(raw))
-        found = _sync_await(pulumi.Output.from_input(dict(use(platform))).future())
-        resolved.update(found or {})
-
-    return run_under_mocks("test", raw, program), resolved
+    return on_platform(use, KIND)
 
 
 def test_metrics_server_is_the_pinned_chart_on_the_clusters_provider_before_everything():
@@ -56,13 +41,8 @@ def test_node_ports_are_printed_on_the_hosts_loopback_address():
     urls = {"predictUrl": Endpoint("http", 8501, "/v1/models/m:predict")}
 
     def use(platform: Platform) -> dict[str, Any]:
-        service = k8s.core.v1.Service(
-            "svc",
-            metadata=k8s.meta.v1.ObjectMetaArgs(namespace="models"),
-            spec=k8s.core.v1.ServiceSpecArgs(type="NodePort"),
-            opts=pulumi.ResourceOptions(provider=platform.provider),
-        )
-        return platform.expose(Exposure(service, "models", ServiceType.NODE_PORT, urls, "fwd"))
+        exposure = Exposure(service(platform), "models", ServiceType.NODE_PORT, urls, "fwd")
+        return platform.expose(exposure)
 
     records, found = on_kind(use)
     (svc,) = [r["state"]["metadata"]["name"] for r in records if r["name"] == "svc"]

@@ -2,20 +2,14 @@
 the commands that print a Service's addresses (the node port asked of the cluster, never guessed).
 """
 
-import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pulumi
-import pulumi_kubernetes as k8s
-from pulumi.runtime.sync_await import _sync_await
-
 from components.container_image import ContainerImage, ImageBuild
 from config.service import ServiceType
-from config.stack import parse
-from targets import Endpoint, Exposure, Platform, platform_for
-from tools.render import run_under_mocks
+from targets import Endpoint, Exposure, Platform
+from tests.targets.support import on_platform, service
 
 URLS = {
     "predictUrl": Endpoint("http", 8501, "/v1/models/m:predict"),
@@ -26,25 +20,7 @@ URLS = {
 def on_minikube(
     use: Callable[[Platform], Mapping[str, Any]], config: dict[str, Any] | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Run `use(platform)` under the mock runtime; its resources and its outputs, resolved."""
-    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (config or {}).items()}
-    resolved: dict[str, Any] = {}
-
-    def program() -> None:
-        platform = platform_for(parse(raw))
-        found = _sync_await(pulumi.Output.from_input(dict(use(platform))).future())
-        resolved.update(found or {})
-
-    return run_under_mocks("test", raw, program), resolved
-
-
-def service(platform: Platform, type_: str = "NodePort") -> k8s.core.v1.Service:
-    return k8s.core.v1.Service(
-        "svc",
-        metadata=k8s.meta.v1.ObjectMetaArgs(namespace="models"),
-        spec=k8s.core.v1.ServiceSpecArgs(type=type_),
-        opts=pulumi.ResourceOptions(provider=platform.provider),
-    )
+    return on_platform(use, config or {})
 
 
 def name_of(records: list[dict[str, Any]], name: str) -> str:
