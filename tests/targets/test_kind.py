@@ -69,19 +69,6 @@ def test_settings_defaults() -> None:
     assert (settings.cluster_name, settings.kube_context) == ("tfserving", "kind-tfserving")
 
 
-def test_metrics_server_is_the_pinned_official_chart_with_insecure_kubelet_tls(kind):
-    chart = one_resource(kind, CHART, "kind-metrics-server")
-    assert chart["inputs"] == {
-        "chart": "metrics-server",
-        "version": "3.13.1",
-        "repositoryOpts": {"repo": "https://kubernetes-sigs.github.io/metrics-server/"},
-        "namespace": "kube-system",
-        "values": {"args": ["--kubelet-insecure-tls"]},
-    }
-    provider = one_resource(kind, "pulumi:providers:kubernetes")
-    assert chart["provider"].startswith(provider["urn"] + "::")
-
-
 def test_every_kubernetes_object_is_on_kind_and_waits_for_metrics_server(kind):
     provider = one_resource(kind, "pulumi:providers:kubernetes")
     chart = one_resource(kind, CHART, "kind-metrics-server")

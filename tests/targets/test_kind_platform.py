@@ -1,5 +1,6 @@
-"""Target kind as the program uses it, built alone: its provider, metrics-server from the pinned
-chart on that provider before every object, node ports on the host's loopback address."""
+"""Target kind as the program uses it, built alone (its render: test_kind.py): its provider,
+metrics-server from the pinned chart on that provider before every object, node ports on the
+host's loopback address."""
 
 from collections.abc import Callable, Mapping
 from typing import Any
