@@ -54,6 +54,8 @@ def _read(path: str) -> tuple[Identity, tuple[bytes, ...]]:
             data = stream.read(c.API_KEYS_FILE_MAX_BYTES + 1)
     except OSError as error:
         raise ContractError(f"cannot be read: {error.strerror or type(error).__name__}") from None
+    if len(data) > c.API_KEYS_FILE_MAX_BYTES:  # before decoding: the cut may split a character
+        raise ContractError(f"is larger than {c.API_KEYS_FILE_MAX_BYTES} bytes")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:

@@ -189,12 +189,13 @@ def _pixel_bytes(img: Image.Image) -> int:
 
 def from_pillow(img: Image.Image, spec: ImageSpec, memory: Reservation | None = None) -> Prepared:
     """The Pillow path for an opened image (any mode), as prepare() uses it."""
+    coefficients = _jpeg_coefficients(img)  # of the whole image, before draft() shrinks img.size
     if spec.jpeg_draft and img.format == "JPEG":
         # libjpeg scales by 1/2, 1/4 or 1/8 while decoding, never below the target size.
         img.draft(img.mode, (spec.size, spec.size))
     frame = img.size[0] * img.size[1] * _pixel_bytes(img)
     copies = 2 if img.format == "WEBP" else 1  # libwebp decodes into its own buffer first
-    _reserve(memory, frame * copies + _jpeg_coefficients(img) + DECODER_OVERHEAD, "image decode")
+    _reserve(memory, frame * copies + coefficients + DECODER_OVERHEAD, "image decode")
     try:
         img.load()
     except (GatewayError, MemoryError):
