@@ -23,8 +23,10 @@ MAKE = shutil.which("make") or "make"
 BASICS = ["sh", "sed", "head", "tr", "grep", "cat", "echo", "env", "printf", "mkdir", "test"]
 
 
-def make(*args: str, cwd: Path = PROJECT_ROOT, env: dict[str, str] | None = None) -> str:
-    proc = subprocess.run(
+def _run(
+    args: tuple[str, ...], cwd: Path, env: dict[str, str] | None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [MAKE, "-s", "--no-print-directory", "-f", str(MAKEFILE), *args],
         cwd=cwd,
         capture_output=True,
@@ -33,20 +35,16 @@ def make(*args: str, cwd: Path = PROJECT_ROOT, env: dict[str, str] | None = None
         check=False,
         env=env,
     )
+
+
+def make(*args: str, cwd: Path = PROJECT_ROOT, env: dict[str, str] | None = None) -> str:
+    proc = _run(args, cwd, env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
 
 def make_fails(*args: str, cwd: Path, env: dict[str, str]) -> str:
-    proc = subprocess.run(
-        [MAKE, "-s", "--no-print-directory", "-f", str(MAKEFILE), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+    proc = _run(args, cwd, env)
     assert proc.returncode != 0, proc.stdout
     return proc.stdout + proc.stderr
 

@@ -227,61 +227,7 @@ def test_the_canary_split_reaches_the_gateway(tmp_path, percent):
     )
 
 
-@pytest.mark.parametrize(
-    ("canary", "model", "expected"),
-    [
-        (
-            {"label": "beta", "percent": 10},
-            "half_plus_two",
-            "tfserving:gateway.canary.label 'beta' is not a version label of model "
-            "half_plus_two (labels: canary, stable); add it to the model's labels",
-        ),
-        (
-            {"label": "canary", "percent": 10},
-            "shapes",
-            "tfserving:gateway.canary.label 'canary' is not a version label of model shapes "
-            "(labels: none)",
-        ),
-        (
-            {"label": "canary", "percent": 10, "stableLabel": "prod"},
-            "half_plus_two",
-            "tfserving:gateway.canary.stableLabel 'prod' is not a version label",
-        ),
-        (
-            {"label": "canary", "percent": 100.5},
-            "half_plus_two",
-            "tfserving:gateway.canary.percent must be between 0 and 100 with at most one "
-            "decimal, got 100.5",
-        ),
-        (
-            {"label": "canary", "percent": 12.25},
-            "half_plus_two",
-            "tfserving:gateway.canary.percent must be between 0 and 100 with at most one "
-            "decimal, got 12.25",
-        ),
-        (
-            {"label": "", "percent": 10},
-            "half_plus_two",
-            "tfserving:gateway.canary.label must name a version label of the model",
-        ),
-        ({"label": "canary"}, "half_plus_two", "tfserving:gateway.canary.percent is required"),
-        (
-            {"label": "stable", "percent": 10},
-            "half_plus_two",
-            "tfserving:gateway.canary.label must differ from GATEWAY_STABLE_LABEL (stable)",
-        ),
-    ],
-    ids=[
-        "unknown-label",
-        "model-without-labels",
-        "unknown-stable-label",
-        "above-100",
-        "two-decimals",
-        "empty-label",
-        "no-percent",
-        "canary-is-stable",
-    ],
-)
-def test_bad_canaries_are_refused(tmp_path, capsys, canary, model, expected):
-    stderr = _stderr_of(tmp_path, canary_stack(canary, model), capsys)
-    assert expected in stderr
+def test_a_bad_canary_stops_the_render(tmp_path, capsys):
+    # Every way a canary is refused is pinned in tests/config/test_gateway_access_rules.py.
+    stderr = _stderr_of(tmp_path, canary_stack({"label": "beta", "percent": 10}), capsys)
+    assert "tfserving:gateway.canary.label 'beta' is not a version label" in stderr

@@ -164,10 +164,42 @@ def test_a_canary_between_two_labels_of_the_model_reaches_the_gateway():
             "half_plus_two "
             "(labels: canary, stable); add it to the model's labels",
         ),
+        (
+            {"label": "canary", "percent": 100.5},
+            "half_plus_two",
+            "tfserving:gateway.canary.percent must be between 0 and 100 with at most one "
+            "decimal, got 100.5",
+        ),
+        (
+            {"label": "canary", "percent": 12.25},
+            "half_plus_two",
+            "tfserving:gateway.canary.percent must be between 0 and 100 with at most one "
+            "decimal, got 12.25",
+        ),
+        (
+            {"label": "", "percent": 10},
+            "half_plus_two",
+            "tfserving:gateway.canary.label must name a version label of the model",
+        ),
+        ({"label": "canary"}, "half_plus_two", "tfserving:gateway.canary.percent is required"),
+        (
+            {"label": "stable", "percent": 10},
+            "half_plus_two",
+            "tfserving:gateway.canary.label must differ from GATEWAY_STABLE_LABEL (stable)",
+        ),
     ],
-    ids=["unknown-label", "model-without-labels", "unknown-stable-label"],
+    ids=[
+        "unknown-label",
+        "model-without-labels",
+        "unknown-stable-label",
+        "above-100",
+        "two-decimals",
+        "empty-label",
+        "no-percent",
+        "canary-is-stable",
+    ],
 )
-def test_canary_labels_must_be_the_models(canary, model, expected):
+def test_bad_canaries_are_refused_naming_the_key(canary, model, expected):
     assert problems(_canary(canary, model)) == [expected]
 
 
